@@ -1,0 +1,14 @@
+from .coco import CocoMultiLabelDataset
+from .partial_labels import (load_partial_labels, make_partial_labels,
+                             validate_known_ratio)
+from .partial_wrapper import PartialLabelDataset
+from .synthetic import SyntheticCocoDataset, make_demo_dataset
+from .vg import VG200MultiLabelDataset
+from .voc import VOC2007MultiLabelDataset
+
+__all__ = [
+    'CocoMultiLabelDataset', 'VOC2007MultiLabelDataset',
+    'VG200MultiLabelDataset', 'PartialLabelDataset', 'SyntheticCocoDataset',
+    'make_partial_labels', 'load_partial_labels', 'validate_known_ratio',
+    'make_demo_dataset'
+]

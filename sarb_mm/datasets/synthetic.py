@@ -1,0 +1,3 @@
+# placeholder: being written
+make_demo_dataset = None
+SyntheticCocoDataset = None

@@ -1,0 +1,2 @@
+# placeholder: being written
+VG200MultiLabelDataset = None

@@ -1,0 +1,1 @@
+voc_average_precision = multilabel_prf = None

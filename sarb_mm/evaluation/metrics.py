@@ -1,0 +1,1 @@
+InterpolatedMultiLabelMetric = None

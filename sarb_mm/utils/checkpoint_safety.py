@@ -1,0 +1,50 @@
+"""Let mmengine checkpoints load under ``torch.load(weights_only=True)``.
+
+torch >= 2.6 loads with ``weights_only=True`` by default, and mmengine 0.10.7
+pickles a few non-tensor objects (its ``HistoryBuffer`` logging state and the
+numpy values inside it). Rather than switching the safe loader off, the exact
+globals those checkpoints need are allowlisted. ``builtins.getattr`` is needed
+because pickle stores ``HistoryBuffer.min`` and friends as
+``getattr(HistoryBuffer, 'min')``; a restricted stand-in is registered under
+that name so arbitrary attribute lookups stay refused.
+"""
+import numpy as np
+import torch
+from mmengine.logging import HistoryBuffer
+
+_HISTORY_BUFFER_STATISTICS = frozenset({'min', 'max', 'current', 'mean'})
+
+
+def restricted_getattr(obj, name, *default):
+    """``getattr`` that only resolves ``HistoryBuffer`` statistic methods.
+
+    Args:
+        obj: The object looked up; must be ``HistoryBuffer`` or an instance.
+        name (str): The attribute; one of ``min``, ``max``, ``current``,
+            ``mean``.
+
+    Raises:
+        pickle.UnpicklingError: For any other object or attribute.
+    """
+    is_buffer = obj is HistoryBuffer or isinstance(obj, HistoryBuffer)
+    if not is_buffer or name not in _HISTORY_BUFFER_STATISTICS:
+        import pickle
+        raise pickle.UnpicklingError(
+            f'Refusing getattr({obj!r}, {name!r}) while loading a '
+            'checkpoint: only HistoryBuffer statistics are allowlisted.')
+    return getattr(obj, name, *default)
+
+
+def _numpy_globals():
+    from numpy._core import multiarray  # numpy >= 2 module layout
+    return [
+        multiarray._reconstruct, np.ndarray, np.dtype,
+        np.dtypes.Float64DType, np.dtypes.Int64DType, multiarray.scalar
+    ]
+
+
+def register_safe_checkpoint_globals() -> None:
+    """Allowlist what mmengine checkpoints pickle (idempotent)."""
+    torch.serialization.add_safe_globals(
+        [HistoryBuffer, *_numpy_globals(),
+         (restricted_getattr, 'builtins.getattr')])
