@@ -1,0 +1,46 @@
+# Shared data settings of the published runs (SPEC section 5); the dataset
+# files below fill in the dataset type and paths.
+crop_sizes = (512, 448, 384, 320, 256)
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=(512, 512), interpolation='bicubic',
+         backend='pillow'),
+    # A square crop whose side is drawn uniformly from crop_sizes.
+    dict(
+        type='RandomChoice',
+        transforms=[[dict(type='RandomCrop', crop_size=size)]
+                    for size in crop_sizes]),
+    dict(type='Resize', scale=(448, 448), interpolation='bicubic',
+         backend='pillow'),
+    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
+    dict(type='PackInputs'),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=(448, 448), interpolation='bicubic',
+         backend='pillow'),
+    dict(type='PackInputs'),
+]
+
+train_dataloader = dict(
+    batch_size=8,
+    num_workers=8,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    dataset=dict(
+        type='PartialLabelDataset',
+        known_ratio=0.1,
+        seed=0,
+        dataset=dict(pipeline=train_pipeline)))
+val_dataloader = dict(
+    batch_size=8,
+    num_workers=8,
+    persistent_workers=True,
+    # Every test image is evaluated once (no drop_last); mmengine trims the
+    # distributed sampler's padding before computing the metric.
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(pipeline=test_pipeline))
+test_dataloader = val_dataloader
+
+val_evaluator = dict(type='InterpolatedMultiLabelMetric')
+test_evaluator = val_evaluator

@@ -1,0 +1,112 @@
+"""The partial-label protocol of SPEC section 1 as plain functions."""
+import math
+import os.path as osp
+from typing import Optional, Tuple
+
+import numpy as np
+
+
+def validate_known_ratio(known_ratio) -> float:
+    """Check that ``known_ratio`` is a number in (0, 1] and return it.
+
+    Args:
+        known_ratio: Proportion of labels kept known.
+
+    Raises:
+        ValueError: If it is not a real number in (0, 1] (NaN included).
+    """
+    if isinstance(known_ratio, bool) or not isinstance(
+            known_ratio, (int, float, np.floating, np.integer)):
+        raise ValueError('known_ratio must be a number in (0, 1], got '
+                         f'{known_ratio!r} ({type(known_ratio).__name__}).')
+    ratio = float(known_ratio)
+    if math.isnan(ratio) or not 0.0 < ratio <= 1.0:
+        raise ValueError(f'known_ratio must be in (0, 1], got {ratio}. Use '
+                         'e.g. known_ratio=0.1 for 10% known labels.')
+    return ratio
+
+
+def make_partial_labels(labels: np.ndarray,
+                        known_ratio: float,
+                        seed: int = 0) -> np.ndarray:
+    """Hide labels with the published protocol (SPEC section 1).
+
+    ``U = RandomState(seed).random_sample(labels.shape)`` and an entry stays
+    known where ``U < known_ratio``. ``U`` does not depend on the ratio, so
+    the known sets are nested across ratios for one seed.
+
+    Args:
+        labels (np.ndarray): Full label matrix (N_img, C) with values 1
+            (positive) and -1 (negative); 0 (already unknown, e.g. an
+            ignored difficult object) stays 0.
+        known_ratio (float): Proportion p in (0, 1] of entries kept.
+        seed (int): Seed of numpy's legacy generator. Defaults to 0.
+
+    Returns:
+        np.ndarray: Matrix of the same shape and dtype with values -1/0/1.
+    """
+    ratio = validate_known_ratio(known_ratio)
+    labels = np.asarray(labels)
+    if labels.ndim != 2:
+        raise ValueError('labels must be a 2-D (num_images, num_classes) '
+                         f'matrix, got shape {labels.shape}.')
+    _check_values(labels, 'labels')
+    draws = np.random.RandomState(seed).random_sample(labels.shape)
+    return np.where(draws < ratio, labels, 0).astype(labels.dtype)
+
+
+def load_partial_labels(path: str,
+                        expected_shape: Optional[Tuple[int, int]] = None,
+                        full_labels: Optional[np.ndarray] = None
+                        ) -> np.ndarray:
+    """Load and validate a saved partial-label matrix (``.npy``).
+
+    Args:
+        path (str): The ``.npy`` file of shape (N_img, C), values -1/0/1.
+        expected_shape (tuple, optional): (N_img, C) of the dataset.
+        full_labels (np.ndarray, optional): The dataset's full labels; a
+            known entry that contradicts them is an error.
+
+    Returns:
+        np.ndarray: The matrix as int8.
+    """
+    if not osp.isfile(path):
+        raise FileNotFoundError(
+            f'partial_file {path!r} does not exist. Give the path of a .npy '
+            'matrix (num_images x num_classes, values -1/0/1), or use '
+            'known_ratio instead.')
+    try:
+        matrix = np.load(path, allow_pickle=False)
+    except ValueError as err:
+        raise ValueError(f'partial_file {path!r} is not a plain .npy '
+                         f'array: {err}') from None
+    if expected_shape is not None and matrix.shape != tuple(expected_shape):
+        raise ValueError(
+            f'partial_file {path!r} has shape {matrix.shape}, but the '
+            f'dataset needs {tuple(expected_shape)} (num_images, '
+            'num_classes). Was it made for another dataset or split?')
+    _check_values(matrix, f'partial_file {path!r}')
+    matrix = matrix.astype(np.int8)
+    if full_labels is not None:
+        known = matrix != 0
+        # Entries the dataset itself leaves unknown (ignored difficult
+        # objects) cannot contradict anything.
+        wrong = known & (full_labels != 0) & (matrix != full_labels)
+        if wrong.any():
+            img, cls = np.argwhere(wrong)[0]
+            raise ValueError(
+                f'partial_file {path!r} disagrees with the dataset labels at '
+                f'{int(wrong.sum())} known entries (first: image {img}, '
+                f'class {cls}). It was made for another dataset or order.')
+    return matrix
+
+
+def _check_values(matrix: np.ndarray, name: str) -> None:
+    if not np.issubdtype(matrix.dtype, np.number):
+        raise ValueError(f'{name} must be numeric, got dtype {matrix.dtype}.')
+    if np.issubdtype(matrix.dtype, np.floating) and np.isnan(matrix).any():
+        raise ValueError(f'{name} contains NaN; allowed values are -1, 0, 1.')
+    bad = ~np.isin(matrix, (-1, 0, 1))
+    if bad.any():
+        found = np.unique(matrix[bad])[:5].tolist()
+        raise ValueError(f'{name} has values {found} outside {{-1, 0, 1}}.')

@@ -1,0 +1,135 @@
+"""Dataset wrapper that turns a fully labelled dataset into a partial one."""
+import copy
+from typing import Optional, Union
+
+import numpy as np
+from mmengine.dataset import BaseDataset
+from mmengine.logging import MMLogger
+from mmpretrain.registry import DATASETS
+
+from .partial_labels import (load_partial_labels, make_partial_labels,
+                             validate_known_ratio)
+
+
+def full_label_matrix(dataset) -> np.ndarray:
+    """Build the (N_img, C) matrix of 1 / -1 (and 0 for ignored) labels.
+
+    Works for any mmpretrain multi-label dataset whose data infos carry
+    ``gt_label`` (positive class indices) and optionally
+    ``gt_label_difficult`` (classes to leave unknown).
+    """
+    num_classes = len(dataset.metainfo['classes'])
+    labels = -np.ones((len(dataset), num_classes), dtype=np.int8)
+    for idx in range(len(dataset)):
+        info = dataset.get_data_info(idx)
+        labels[idx, np.asarray(info.get('gt_label_difficult', []),
+                               dtype=np.int64)] = 0
+        labels[idx, np.asarray(info['gt_label'], dtype=np.int64)] = 1
+    return labels
+
+
+@DATASETS.register_module()
+class PartialLabelDataset:
+    """Hide part of a multi-label dataset's labels (SPEC section 1).
+
+    Each sample gets ``gt_score``, its -1/0/1 partial-label vector, which
+    mmpretrain's ``PackInputs`` puts into the data sample; ``gt_label`` is
+    replaced by the known positives so no hidden label reaches the model.
+
+    Args:
+        dataset (dict | BaseDataset): The fully labelled dataset.
+        known_ratio (float, optional): Proportion of labels kept, in (0, 1].
+        seed (int): Seed of the hiding draw. Defaults to 0 (published).
+        partial_file (str, optional): A saved (N_img, C) ``.npy`` matrix of
+            -1/0/1 used instead of ``known_ratio``.
+        lazy_init (bool): Defer loading annotations. Defaults to False.
+    """
+
+    def __init__(self,
+                 dataset: Union[dict, BaseDataset],
+                 known_ratio: Optional[float] = None,
+                 seed: int = 0,
+                 partial_file: Optional[str] = None,
+                 lazy_init: bool = False) -> None:
+        if (known_ratio is None) == (partial_file is None):
+            raise ValueError('PartialLabelDataset needs exactly one of '
+                             'known_ratio (e.g. 0.1) or partial_file (.npy), '
+                             f'got known_ratio={known_ratio!r}, '
+                             f'partial_file={partial_file!r}.')
+        if known_ratio is not None:
+            known_ratio = validate_known_ratio(known_ratio)
+        self.known_ratio = known_ratio
+        self.seed = seed
+        self.partial_file = partial_file
+        self.dataset = DATASETS.build(dataset) if isinstance(
+            dataset, dict) else dataset
+        self.partial_labels: Optional[np.ndarray] = None
+        self._fully_initialized = False
+        if not lazy_init:
+            self.full_init()
+
+    @property
+    def metainfo(self) -> dict:
+        return copy.deepcopy(self.dataset.metainfo)
+
+    @property
+    def pipeline(self):
+        return self.dataset.pipeline
+
+    def full_init(self) -> None:
+        """Load the wrapped dataset and fix its partial-label matrix."""
+        if self._fully_initialized:
+            return
+        self.dataset.full_init()
+        if len(self.dataset) == 0:
+            raise ValueError('PartialLabelDataset wraps an empty dataset '
+                             f'({type(self.dataset).__name__}); check its '
+                             'annotation file and split.')
+        full = full_label_matrix(self.dataset)
+        if self.partial_file is not None:
+            self.partial_labels = load_partial_labels(
+                self.partial_file, full.shape, full_labels=full)
+            source = f'partial_file={self.partial_file}'
+        else:
+            self.partial_labels = make_partial_labels(full, self.known_ratio,
+                                                      self.seed)
+            source = f'known_ratio={self.known_ratio}, seed={self.seed}'
+        self._log_summary(source)
+        self._fully_initialized = True
+
+    def _log_summary(self, source: str) -> None:
+        known = self.partial_labels != 0
+        no_positive = int((~(self.partial_labels > 0).any(axis=1)).sum())
+        MMLogger.get_current_instance().info(
+            f'Partial labels ({source}): {len(self)} images x '
+            f'{self.partial_labels.shape[1]} classes, realised known ratio '
+            f'{known.mean():.4f}, {no_positive} images without a known '
+            'positive.')
+
+    def save(self, path: str) -> None:
+        """Write the partial-label matrix as ``.npy`` for auditing/reuse."""
+        np.save(path, self.partial_labels)
+
+    def get_data_info(self, idx: int) -> dict:
+        info = self.dataset.get_data_info(idx)
+        partial = self.partial_labels[idx]
+        info['gt_score'] = partial.astype(np.float32)
+        info['gt_label'] = np.flatnonzero(partial > 0).tolist()
+        info.pop('gt_label_difficult', None)
+        return info
+
+    def __getitem__(self, idx: int) -> dict:
+        if not self._fully_initialized:
+            self.full_init()
+        return self.dataset.pipeline(self.get_data_info(idx))
+
+    def __len__(self) -> int:
+        if not self._fully_initialized:
+            self.full_init()
+        return len(self.dataset)
+
+    def __repr__(self) -> str:
+        source = (f'partial_file={self.partial_file!r}' if self.partial_file
+                  else f'known_ratio={self.known_ratio}, seed={self.seed}')
+        return (f'PartialLabelDataset({source},\n  '
+                f'dataset={self.dataset!r})')

@@ -1,0 +1,3 @@
+from .partial_label_hook import PartialLabelHook
+
+__all__ = ['PartialLabelHook']
