@@ -2,7 +2,8 @@ from .coco import CocoMultiLabelDataset
 from .partial_labels import (load_partial_labels, make_partial_labels,
                              validate_known_ratio)
 from .partial_wrapper import PartialLabelDataset
-from .synthetic import SyntheticCocoDataset, make_demo_dataset
+from .demo import SyntheticCocoDataset
+from .synthetic import make_demo_dataset
 from .vg import VG200MultiLabelDataset
 from .voc import VOC2007MultiLabelDataset
 

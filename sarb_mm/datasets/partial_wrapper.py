@@ -94,14 +94,14 @@ class PartialLabelDataset:
             self.partial_labels = make_partial_labels(full, self.known_ratio,
                                                       self.seed)
             source = f'known_ratio={self.known_ratio}, seed={self.seed}'
-        self._log_summary(source)
         self._fully_initialized = True
+        self._log_summary(source)
 
     def _log_summary(self, source: str) -> None:
         known = self.partial_labels != 0
         no_positive = int((~(self.partial_labels > 0).any(axis=1)).sum())
         MMLogger.get_current_instance().info(
-            f'Partial labels ({source}): {len(self)} images x '
+            f'Partial labels ({source}): {len(self.partial_labels)} images x '
             f'{self.partial_labels.shape[1]} classes, realised known ratio '
             f'{known.mean():.4f}, {no_positive} images without a known '
             'positive.')

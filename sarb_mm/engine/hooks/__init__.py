@@ -1,3 +1,4 @@
 from .partial_label_hook import PartialLabelHook
+from .prototype_hook import PrototypeHook
 
-__all__ = ['PartialLabelHook']
+__all__ = ['PartialLabelHook', 'PrototypeHook']

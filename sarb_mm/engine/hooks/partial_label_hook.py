@@ -16,8 +16,16 @@ def unwrap_model(model):
 def model_num_classes(model):
     """Number of classes the model predicts, or None if it does not say."""
     model = unwrap_model(model)
-    head = getattr(model, 'head', None)
-    return getattr(head, 'num_classes', None)
+    counts = {
+        name: getattr(getattr(model, name, None), 'num_classes', None)
+        for name in ('neck', 'head')
+    }
+    if None not in counts.values() and counts['neck'] != counts['head']:
+        raise ValueError(
+            f"model.neck.num_classes={counts['neck']} differs from "
+            f"model.head.num_classes={counts['head']}; set both to the "
+            "dataset's number of classes.")
+    return counts['head']
 
 
 @HOOKS.register_module()

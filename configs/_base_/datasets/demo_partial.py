@@ -1,0 +1,48 @@
+# Generated demo dataset (12 shape classes, 64 px), created under data_root
+# on first use. Pipelines scale the published ones down to 64 px.
+data_root = 'data/demo'
+crop_sizes = (72, 64, 56)
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=(72, 72), interpolation='bicubic',
+         backend='pillow'),
+    dict(
+        type='RandomChoice',
+        transforms=[[dict(type='RandomCrop', crop_size=size)]
+                    for size in crop_sizes]),
+    dict(type='Resize', scale=(64, 64), interpolation='bicubic',
+         backend='pillow'),
+    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
+    dict(type='PackInputs'),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=(64, 64), interpolation='bicubic',
+         backend='pillow'),
+    dict(type='PackInputs'),
+]
+train_dataloader = dict(
+    batch_size=32,
+    num_workers=2,
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    dataset=dict(
+        type='PartialLabelDataset',
+        known_ratio=0.1,
+        seed=0,
+        dataset=dict(
+            type='SyntheticCocoDataset',
+            data_root=data_root,
+            split='train',
+            pipeline=train_pipeline)))
+val_dataloader = dict(
+    batch_size=64,
+    num_workers=2,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(
+        type='SyntheticCocoDataset',
+        data_root=data_root,
+        split='val',
+        pipeline=test_pipeline))
+test_dataloader = val_dataloader
+val_evaluator = dict(type='InterpolatedMultiLabelMetric')
+test_evaluator = val_evaluator

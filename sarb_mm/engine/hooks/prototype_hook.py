@@ -1,0 +1,142 @@
+"""Keeps SARB's data-derived state up to date during training."""
+from typing import Optional, Tuple
+
+import torch
+from mmengine.dist import all_gather, broadcast, is_main_process
+from mmengine.hooks import Hook
+from mmengine.utils import ProgressBar
+from mmpretrain.registry import HOOKS
+
+from sarb_mm.datasets.partial_wrapper import full_label_matrix
+from sarb_mm.models.utils import compute_prototypes, cooccurrence_matrix
+from .partial_label_hook import unwrap_model
+
+
+def gather_rows(rows: torch.Tensor) -> torch.Tensor:
+    """Concatenate every rank's (m_r, ...) tensor on every rank."""
+    count = torch.tensor([rows.shape[0]], device=rows.device)
+    counts = [int(c) for c in all_gather(count)]
+    padded = rows.new_zeros((max(counts), ) + tuple(rows.shape[1:]))
+    padded[:rows.shape[0]] = rows
+    parts = all_gather(padded)
+    return torch.cat([part[:n] for part, n in zip(parts, counts)])
+
+
+@HOOKS.register_module()
+class PrototypeHook(Hook):
+    """Co-occurrence, prototypes and training progress for ``SARBHead``.
+
+    - Before training: the co-occurrence matrix from the training partial
+      labels (the same on every rank, since every rank holds the matrix).
+    - Before the epochs ``blend_start_epoch + k * interval`` (and any later
+      epoch whose model has no prototypes, e.g. after loading an old
+      checkpoint): one no-grad pass in eval mode over the training loader,
+      K-means per class on the known-positive category features, identical
+      on every rank (features gathered and de-duplicated by sample index,
+      clustered on rank 0, broadcast).
+    - Before each iteration: the epoch and iteration, for the blending
+      switch and the contrastive warm-up.
+
+    Args:
+        interval (int): Epochs between prototype updates (R). Defaults to 5.
+        seed (int): Seed of the K-means draws (offset by the epoch).
+            Defaults to 0.
+    """
+
+    priority = 'HIGH'
+
+    def __init__(self, interval: int = 5, seed: int = 0) -> None:
+        if interval < 1:
+            raise ValueError(f'interval must be >= 1, got {interval}.')
+        self.interval = interval
+        self.seed = seed
+
+    @staticmethod
+    def _head(runner):
+        head = getattr(unwrap_model(runner.model), 'head', None)
+        if not hasattr(head, 'set_prototypes'):
+            raise TypeError('PrototypeHook needs a model whose head is '
+                            f'SARBHead, got {type(head).__name__}.')
+        return head
+
+    def before_train(self, runner) -> None:
+        head = self._head(runner)
+        dataset = runner.train_dataloader.dataset
+        labels = getattr(dataset, 'partial_labels', None)
+        if labels is None:  # a fully labelled dataset: everything known
+            labels = full_label_matrix(dataset)
+        head.cooccurrence.copy_(cooccurrence_matrix(labels))
+
+    def before_train_epoch(self, runner) -> None:
+        head = self._head(runner)
+        epoch = runner.epoch
+        start = head.blend_start_epoch
+        if epoch < start or not head.use_plrb:
+            return
+        if (epoch - start) % self.interval == 0 or not head.has_prototypes:
+            self.update_prototypes(runner, epoch)
+
+    def before_train_iter(self,
+                          runner,
+                          batch_idx: int,
+                          data_batch: Optional[dict] = None) -> None:
+        self._head(runner).set_progress(runner.epoch, batch_idx,
+                                        len(runner.train_dataloader))
+
+    @torch.no_grad()
+    def update_prototypes(self, runner, epoch: int) -> None:
+        """Recompute the prototypes from the training set."""
+        model = unwrap_model(runner.model)
+        head = self._head(runner)
+        features, keys = self._collect_positives(model,
+                                                 runner.train_dataloader)
+        features, keys = gather_rows(features), gather_rows(keys)
+        # Padding of the distributed sampler repeats images: keep each
+        # (image, class) once, in a world-size independent order.
+        order = torch.argsort(keys[:, 0] * head.num_classes + keys[:, 1],
+                              stable=True)
+        features, keys = features[order], keys[order]
+        first = torch.ones(len(keys), dtype=torch.bool, device=keys.device)
+        first[1:] = (keys[1:] != keys[:-1]).any(dim=1)
+        features, class_ids = features[first], keys[first, 1]
+
+        prototypes = head.prototypes.clone()
+        mask = head.prototype_mask.clone()
+        if is_main_process():
+            generator = torch.Generator(device=features.device)
+            generator.manual_seed(self.seed + epoch)
+            prototypes, mask = compute_prototypes(features, class_ids,
+                                                  head.num_classes,
+                                                  head.num_prototypes,
+                                                  generator)
+        broadcast(prototypes, src=0)
+        mask_int = mask.to(torch.uint8)
+        broadcast(mask_int, src=0)
+        head.set_prototypes(prototypes, mask_int.bool())
+        runner.logger.info(
+            f'Epoch {epoch}: prototypes of {int(mask.sum())}/'
+            f'{head.num_classes} classes from {len(class_ids)} known '
+            'positives.')
+
+    @staticmethod
+    def _collect_positives(model, dataloader
+                           ) -> Tuple[torch.Tensor, torch.Tensor]:
+        was_training = model.training
+        model.eval()
+        features, keys = [], []
+        progress = ProgressBar(len(dataloader)) if is_main_process() else None
+        for data in dataloader:
+            data = model.data_preprocessor(data, False)
+            category_features = model.extract_feat(data['inputs'])[-1]
+            samples = data['data_samples']
+            targets = torch.stack([s.gt_score for s in samples]).to(
+                category_features.device)
+            sample_idx = torch.tensor([s.sample_idx for s in samples],
+                                      device=targets.device)
+            image, cls = torch.nonzero(targets > 0, as_tuple=True)
+            features.append(category_features[image, cls].float())
+            keys.append(torch.stack([sample_idx[image], cls], dim=1))
+            if progress is not None:
+                progress.update()
+        model.train(was_training)
+        return torch.cat(features), torch.cat(keys)

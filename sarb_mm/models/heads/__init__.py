@@ -1,0 +1,3 @@
+from .sarb_head import SARBHead
+
+__all__ = ['SARBHead']

@@ -1,0 +1,175 @@
+"""SARB head: graph interaction, classifier and the two blending branches."""
+import math
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+from mmpretrain.models.heads import MultiLabelClsHead
+from mmpretrain.registry import MODELS
+from mmpretrain.structures import DataSample
+
+from ..utils import (GatedGraphPropagation, draw_prototype_classes,
+                     instance_blend, prototype_blend)
+
+
+@MODELS.register_module()
+class SARBHead(MultiLabelClsHead):
+    """Graph interaction + per-class classifier, with ILRB and PLRB.
+
+    The main branch classifies the category features; in training, from
+    ``blend_start_epoch`` on, the instance- (ILRB) and prototype-level
+    (PLRB) blended copies go through the same weights in one batch of 3B.
+    The co-occurrence matrix, the prototypes and the training progress are
+    set by ``PrototypeHook``.
+
+    Args:
+        num_classes (int): Number of categories C.
+        in_channels (int): Category feature width D. Defaults to 1024.
+        out_channels (int): Classifier width D_out. Defaults to 1024.
+        num_steps (int): Graph propagation steps T. Defaults to 3.
+        num_prototypes (int): Prototypes per class K. Defaults to 10.
+        blend_start_epoch (int): First epoch (from 0) with blending.
+            Defaults to 5.
+        use_ilrb (bool): Train the ILRB branch. Defaults to True.
+        use_plrb (bool): Train the PLRB branch. Defaults to True.
+        loss (dict): Partial-label loss of every branch.
+        ilrb_loss_weight (float): Weight of the ILRB loss. Defaults to 1.
+        plrb_loss_weight (float): Weight of the PLRB loss. Defaults to 1.
+        contrastive_loss (dict, optional): Category-wise contrastive term;
+            None disables it.
+        thr (float): Score threshold of ``pred_label``. Defaults to 0.5.
+        init_cfg (dict, optional): Initialisation config.
+    """
+
+    def __init__(self,
+                 num_classes: int,
+                 in_channels: int = 1024,
+                 out_channels: int = 1024,
+                 num_steps: int = 3,
+                 num_prototypes: int = 10,
+                 blend_start_epoch: int = 5,
+                 use_ilrb: bool = True,
+                 use_plrb: bool = True,
+                 loss: dict = dict(type='PartialBCELoss'),
+                 ilrb_loss_weight: float = 1.0,
+                 plrb_loss_weight: float = 1.0,
+                 contrastive_loss: Optional[dict] = dict(
+                     type='CategoryContrastiveLoss', loss_weight=0.05),
+                 thr: float = 0.5,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(loss=loss, thr=thr, init_cfg=init_cfg)
+        self.num_classes = num_classes
+        self.num_prototypes = num_prototypes
+        self.blend_start_epoch = blend_start_epoch
+        self.use_ilrb = use_ilrb
+        self.use_plrb = use_plrb
+        self.ilrb_loss_weight = ilrb_loss_weight
+        self.plrb_loss_weight = plrb_loss_weight
+        self.contrastive_loss = (
+            MODELS.build(contrastive_loss)
+            if contrastive_loss is not None else None)
+
+        self.graph = GatedGraphPropagation(in_channels, num_steps)
+        self.fc = nn.Linear(2 * in_channels, out_channels)
+        bound = 1 / math.sqrt(out_channels)
+        self.class_weight = nn.Parameter(
+            torch.empty(num_classes, out_channels).uniform_(-bound, bound))
+        self.class_bias = nn.Parameter(
+            torch.empty(num_classes).uniform_(-bound, bound))
+        # Learnable blending weights, clamped into [0, 1] at every use.
+        self.alpha = nn.Parameter(torch.tensor(0.5))
+        self.beta = nn.Parameter(torch.tensor(0.5))
+        # Data-derived state: buffers, so checkpoints carry it.
+        self.register_buffer('cooccurrence',
+                             torch.zeros(num_classes, num_classes))
+        self.register_buffer(
+            'prototypes',
+            torch.zeros(num_classes, num_prototypes, in_channels))
+        self.register_buffer('prototype_mask',
+                             torch.zeros(num_classes, dtype=torch.bool))
+        self.progress: Optional[Tuple[int, int, int]] = None
+
+    @property
+    def has_prototypes(self) -> bool:
+        return bool(self.prototype_mask.any())
+
+    def set_progress(self, epoch: int, iter_in_epoch: int,
+                     iters_per_epoch: int) -> None:
+        """Tell the head where training is (blending switch, warm-up)."""
+        self.progress = (epoch, iter_in_epoch, iters_per_epoch)
+
+    def set_prototypes(self, prototypes: torch.Tensor,
+                       mask: torch.Tensor) -> None:
+        self.prototypes.copy_(prototypes)
+        self.prototype_mask.copy_(mask)
+
+    def classify(self, features: torch.Tensor) -> torch.Tensor:
+        """Logits (B, C) of category features (B, C, D)."""
+        nodes = self.graph(features, self.cooccurrence)
+        hidden = torch.tanh(self.fc(torch.cat([nodes, features], dim=-1)))
+        return (hidden * self.class_weight).sum(-1) + self.class_bias
+
+    def pre_logits(self, feats: Sequence[torch.Tensor]) -> torch.Tensor:
+        return feats[-1]
+
+    def forward(self, feats: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Main-branch logits; the scores are their sigmoid."""
+        return self.classify(self.pre_logits(feats))
+
+    def loss(self, feats: Sequence[torch.Tensor],
+             data_samples: List[DataSample], **kwargs) -> Dict[str, torch.Tensor]:
+        features = self.pre_logits(feats)
+        targets = self._partial_targets(data_samples, features.device)
+        if self.progress is None:
+            raise RuntimeError(
+                'SARBHead does not know the training progress: add '
+                "dict(type='PrototypeHook') to custom_hooks.")
+        epoch, iter_in_epoch, iters_per_epoch = self.progress
+
+        names, batches, branch_targets = ['loss_cls'], [features], [targets]
+        if epoch >= self.blend_start_epoch and self.use_ilrb:
+            blended, soft = instance_blend(features, targets,
+                                           self.alpha.clamp(0, 1))
+            names.append('loss_ilrb')
+            batches.append(blended)
+            branch_targets.append(soft)
+        if (epoch >= self.blend_start_epoch and self.use_plrb
+                and self.has_prototypes):
+            index = int(torch.randint(self.num_prototypes, (1, )))
+            classes = draw_prototype_classes(targets, self.prototype_mask)
+            blended, soft = prototype_blend(features, targets,
+                                            self.prototypes[:, index],
+                                            classes, self.beta.clamp(0, 1))
+            names.append('loss_plrb')
+            batches.append(blended)
+            branch_targets.append(soft)
+
+        # One pass over the (up to) 3B stacked copies: same weights.
+        logits = self.classify(torch.cat(batches)).split(features.shape[0])
+        weights = dict(
+            loss_cls=1.0,
+            loss_ilrb=self.ilrb_loss_weight,
+            loss_plrb=self.plrb_loss_weight)
+        losses = {
+            name: weights[name] * self.loss_module(branch_logits, target)
+            for name, branch_logits, target in zip(names, logits,
+                                                   branch_targets)
+        }
+        if self.contrastive_loss is not None:
+            # Warm-up of the published runs during the first epoch.
+            warmup = (iter_in_epoch / iters_per_epoch if epoch == 0 else 1.0)
+            losses['loss_con'] = warmup * self.contrastive_loss(
+                features, targets)
+        losses['alpha'] = self.alpha.detach().clamp(0, 1)
+        losses['beta'] = self.beta.detach().clamp(0, 1)
+        return losses
+
+    def _partial_targets(self, data_samples: List[DataSample],
+                         device: torch.device) -> torch.Tensor:
+        if 'gt_score' not in data_samples[0]:
+            raise ValueError(
+                'SARBHead needs -1/0/1 partial labels (gt_score) in the data '
+                'samples: wrap the training dataset in '
+                "dict(type='PartialLabelDataset', ...).")
+        targets = torch.stack([s.gt_score for s in data_samples])
+        return targets.to(device=device, dtype=torch.float32)

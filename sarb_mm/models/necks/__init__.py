@@ -1,0 +1,3 @@
+from .semantic_decoupling import SemanticDecouplingNeck
+
+__all__ = ['SemanticDecouplingNeck']

@@ -1,0 +1,117 @@
+"""Semantic decoupling: category-specific attention pooling (SPEC 2)."""
+import os.path as osp
+from typing import Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+import torch.nn as nn
+from mmengine.model import BaseModule
+from mmpretrain.registry import MODELS
+
+
+def semantic_attention(proj_features: torch.Tensor,
+                       proj_embeddings: torch.Tensor, score_weight: torch.Tensor,
+                       score_bias: torch.Tensor) -> torch.Tensor:
+    """Category-wise attention over positions, softmax-normalised.
+
+    ``z[b,n,c] = score_weight . tanh(proj_features[b,n] * proj_embeddings[c])
+    + score_bias`` and ``a = softmax_n z``. Passing the collapsed
+    ``w4 W3`` as ``score_weight`` means the (B, N, C, I) activation is only
+    reduced once, never multiplied by an I x I matrix.
+
+    Args:
+        proj_features (Tensor): ``W1 x`` of shape (B, N, I).
+        proj_embeddings (Tensor): ``W2 e`` of shape (C, I).
+        score_weight (Tensor): ``w4 W3`` of shape (I,).
+        score_bias (Tensor): ``w4 . b3 + b4``, a scalar tensor.
+
+    Returns:
+        Tensor: Attention (B, N, C) in float32, summing to 1 over N.
+    """
+    hidden = torch.tanh(proj_features.unsqueeze(2) *
+                        proj_embeddings.unsqueeze(0).unsqueeze(0))
+    scores = torch.matmul(hidden, score_weight.to(hidden.dtype)) + score_bias
+    return scores.float().softmax(dim=1)
+
+
+def attention_pool(attention: torch.Tensor,
+                   features: torch.Tensor) -> torch.Tensor:
+    """Pool (B, N, D) features with (B, N, C) attention into (B, C, D)."""
+    return torch.bmm(attention.transpose(1, 2).to(features.dtype), features)
+
+
+@MODELS.register_module()
+class SemanticDecouplingNeck(BaseModule):
+    """Channel reduction plus semantic decoupling (SPEC section 2).
+
+    Args:
+        num_classes (int): Number of categories C.
+        in_channels (int): Backbone channels D_b. Defaults to 2048.
+        feat_channels (int): Channels D after reduction. Defaults to 1024.
+        embed_dims (int): Word-embedding width E. Defaults to 300.
+        attn_channels (int): Attention width I. Defaults to 512.
+        word_vectors (str, optional): ``.npy`` file of shape (C, E) with the
+            fixed category embeddings (GloVe in the published runs). Without
+            it the embeddings are learned (a documented fallback that is not
+            the published setting).
+        init_cfg (dict, optional): Initialisation config.
+    """
+
+    def __init__(self,
+                 num_classes: int,
+                 in_channels: int = 2048,
+                 feat_channels: int = 1024,
+                 embed_dims: int = 300,
+                 attn_channels: int = 512,
+                 word_vectors: Optional[str] = None,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        self.num_classes = num_classes
+        if in_channels != feat_channels:
+            self.reduce = nn.Sequential(
+                nn.Conv2d(in_channels, feat_channels, 1, bias=False),
+                nn.BatchNorm2d(feat_channels))
+        else:
+            self.reduce = nn.Identity()
+        if word_vectors is not None:
+            self.register_buffer(
+                'embeddings',
+                load_word_vectors(word_vectors, (num_classes, embed_dims)))
+        else:
+            self.embeddings = nn.Parameter(
+                torch.randn(num_classes, embed_dims) * embed_dims**-0.5)
+        self.feature_proj = nn.Linear(feat_channels, attn_channels, bias=False)
+        self.embedding_proj = nn.Linear(embed_dims, attn_channels, bias=False)
+        self.attn_fc = nn.Linear(attn_channels, attn_channels)
+        self.attn_score = nn.Linear(attn_channels, 1)
+
+    def forward(self, inputs: Sequence[torch.Tensor]) -> Tuple[torch.Tensor]:
+        """Map the last backbone feature map to category features (B, C, D)."""
+        x = self.reduce(inputs[-1])
+        features = x.flatten(2).transpose(1, 2)  # (B, N, D)
+        # w4 (W3 h + b3) + b4 == (w4 W3) h + (w4 b3 + b4): collapse once.
+        score_weight = (self.attn_score.weight @ self.attn_fc.weight)[0]
+        score_bias = (self.attn_score.weight @ self.attn_fc.bias +
+                      self.attn_score.bias)[0]
+        attention = semantic_attention(self.feature_proj(features),
+                                       self.embedding_proj(self.embeddings),
+                                       score_weight, score_bias)
+        return (attention_pool(attention, features), )
+
+
+def load_word_vectors(path: str, expected_shape: Tuple[int, int]
+                      ) -> torch.Tensor:
+    """Load a (C, E) embedding ``.npy`` file, checking its shape."""
+    if not osp.isfile(path):
+        raise FileNotFoundError(
+            f'word_vectors file {path!r} does not exist. Make it with '
+            'tools/make_word_vectors.py, or set word_vectors=None to learn '
+            'the embeddings (not the published setting).')
+    vectors = np.load(path, allow_pickle=False)
+    if vectors.shape != tuple(expected_shape):
+        raise ValueError(
+            f'word_vectors file {path!r} has shape {vectors.shape}, expected '
+            f'{tuple(expected_shape)} (num_classes, embed_dims).')
+    if not np.isfinite(vectors).all():
+        raise ValueError(f'word_vectors file {path!r} has NaN/inf values.')
+    return torch.from_numpy(vectors.astype(np.float32))

@@ -1,0 +1,103 @@
+"""Instance- and prototype-level representation blending (SPEC section 2)."""
+from typing import Optional, Tuple
+
+import torch
+
+
+def instance_blend(features: torch.Tensor, targets: torch.Tensor,
+                   alpha: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """ILRB: blend each image's unknown classes with its partner's positives.
+
+    Image n is paired with image m = B-1-n. Where ``y[n,c] = 0`` and
+    ``y[m,c] = 1``: ``F~[n,c] = alpha F[n,c] + (1-alpha) F[m,c]`` and
+    ``y~[n,c] = 1 - alpha``; everything else is kept. With B = 1 the image is
+    its own partner, so nothing changes.
+
+    Args:
+        features (Tensor): Category features F (B, C, D).
+        targets (Tensor): Partial labels y (B, C) in {-1, 0, 1}.
+        alpha (Tensor): Scalar blending weight in [0, 1].
+
+    Returns:
+        tuple[Tensor, Tensor]: Blended features and soft targets.
+    """
+    partner_features = features.flip(0)
+    mask = (targets == 0) & (targets.flip(0) > 0)
+    blended = torch.where(
+        mask.unsqueeze(-1), alpha * features + (1 - alpha) * partner_features,
+        features)
+    return blended, torch.where(mask, 1 - alpha, targets)
+
+
+def draw_prototype_classes(targets: torch.Tensor,
+                           prototype_mask: torch.Tensor,
+                           generator: Optional[torch.Generator] = None
+                           ) -> torch.Tensor:
+    """Draw, per image, one unknown class that has prototypes.
+
+    Uniform among the image's unknown classes whose prototypes exist; -1 for
+    an image without such a class (it is then not blended, unlike the
+    authors' code, which blended class 0 of such images).
+
+    Args:
+        targets (Tensor): Partial labels (B, C).
+        prototype_mask (Tensor): Bool (C,), True where a class has
+            prototypes.
+        generator (torch.Generator, optional): Source of the draw.
+
+    Returns:
+        Tensor: Long (B,) class indices or -1.
+    """
+    candidates = (targets == 0) & prototype_mask.unsqueeze(0)
+    draws = torch.rand(
+        targets.shape, generator=generator, device=targets.device)
+    # argmax of iid uniforms over the candidates is a uniform choice.
+    classes = torch.where(candidates, draws, -1.0).argmax(dim=1)
+    return torch.where(candidates.any(dim=1), classes, -1)
+
+
+def prototype_blend(features: torch.Tensor, targets: torch.Tensor,
+                    prototypes: torch.Tensor, classes: torch.Tensor,
+                    beta: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """PLRB: blend each image's drawn class with that class's prototype.
+
+    ``F^[n,c*] = beta F[n,c*] + (1-beta) p_c*`` and ``y^[n,c*] = 1 - beta``
+    for c* = ``classes[n]``; images with ``classes[n] = -1`` are unchanged.
+
+    Args:
+        features (Tensor): Category features F (B, C, D).
+        targets (Tensor): Partial labels y (B, C).
+        prototypes (Tensor): One prototype per class, (C, D).
+        classes (Tensor): Long (B,) drawn classes, -1 for none.
+        beta (Tensor): Scalar blending weight in [0, 1].
+
+    Returns:
+        tuple[Tensor, Tensor]: Blended features and soft targets.
+    """
+    num_classes = targets.shape[1]
+    class_ids = torch.arange(num_classes, device=targets.device)
+    mask = class_ids.unsqueeze(0) == classes.unsqueeze(1)  # -1 never matches
+    blended = torch.where(
+        mask.unsqueeze(-1),
+        beta * features + (1 - beta) * prototypes.unsqueeze(0).to(
+            features.dtype), features)
+    return blended, torch.where(mask, 1 - beta, targets)
+
+
+def cooccurrence_matrix(partial_labels) -> torch.Tensor:
+    """Conditional co-occurrence of known positives (SPEC section 2).
+
+    ``A[i,j] = #(i and j known positive) / #(i known positive)``; a class
+    that is never a known positive gets an all-zero row.
+
+    Args:
+        partial_labels (array-like): (N_img, C) in {-1, 0, 1}.
+
+    Returns:
+        Tensor: Float32 (C, C).
+    """
+    positives = (torch.as_tensor(partial_labels) > 0).double()
+    counts = positives.T @ positives
+    occurrences = counts.diagonal().clone()
+    matrix = counts / occurrences.clamp(min=1).unsqueeze(1)
+    return matrix.float()
