@@ -1,7 +1,26 @@
 """Installable ``sarb_mm`` plugin (SARB for OpenMMLab)."""
-import importlib.util
+import os
+import subprocess
+import sys
 
 from setuptools import find_packages, setup
+
+
+def _mmcv_installed() -> bool:
+    """Whether the target environment already has an ``mmcv`` module.
+
+    pip may run this file in an isolated build environment that hides the
+    installed packages, so ask a clean interpreter of the same environment.
+    """
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ('PYTHONPATH', 'PYTHONNOUSERSITE', 'PYTHONHOME')
+    }
+    probe = ('import importlib.util, sys; '
+             "sys.exit(importlib.util.find_spec('mmcv') is None)")
+    return subprocess.run([sys.executable, '-c', probe],
+                          env=env).returncode == 0
 
 
 def _requirements():
@@ -11,7 +30,7 @@ def _requirements():
     ]
     # A user's full mmcv build (compiled ops) must never be replaced by the
     # lite wheel, so only ask for mmcv-lite when no mmcv is importable.
-    if importlib.util.find_spec('mmcv') is None:
+    if not _mmcv_installed():
         requires.append('mmcv-lite>=2.0.0rc4,<2.3')
     return requires
 
@@ -34,6 +53,6 @@ setup(
     packages=find_packages(include=['sarb_mm', 'sarb_mm.*']),
     python_requires='>=3.8',
     install_requires=_requirements(),
-    extras_require={'tests': ['pytest', 'pytest-timeout']},
+    extras_require={'tests': ['pytest']},
     license='Apache-2.0',
 )

@@ -2,7 +2,6 @@
 import numpy as np
 import pytest
 import torch
-import torch.nn as nn
 
 import sarb_mm  # noqa: F401
 from mmpretrain.registry import MODELS
@@ -11,6 +10,16 @@ from sarb_mm.models.losses.contrastive import category_contrastive_loss
 from sarb_mm.models.losses.partial_bce import partial_bce
 from sarb_mm.models.utils import (cooccurrence_matrix, draw_prototype_classes,
                                   instance_blend, prototype_blend)
+
+
+@pytest.fixture(autouse=True, scope='module')
+def _one_thread():
+    """Tiny tensors: avoid thread oversubscription on a busy machine."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
 
 B, C, D, DOUT, K = 4, 5, 8, 7, 3
 
@@ -288,3 +297,29 @@ def test_head_missing_gt_score():
     samples = [DataSample().set_gt_label([0, 1]) for _ in range(B)]
     with pytest.raises(ValueError, match='PartialLabelDataset'):
         head.loss((_features(), ), samples)
+
+
+def test_head_alpha_beta_clamped_before_use():
+    head = _head()
+    head.set_prototypes(*_prototypes())
+    with torch.no_grad():
+        head.alpha.fill_(-0.5)  # -> 0: F~ = partner features, y~ = 1
+        head.beta.fill_(1.7)  # -> 1: F^ = F, y^ = 0 (unknown again)
+    F = _features(21)
+    head.set_progress(6, 0, 10)
+    torch.manual_seed(0)
+    losses = head.loss((F, ), _samples(TARGETS))
+    Fi, yi = naive_ilrb(F, TARGETS, 0.0)
+    with torch.no_grad():
+        ref_ilrb = partial_bce(head.classify(Fi.float()), yi)
+    torch.testing.assert_close(losses['loss_ilrb'].double(), ref_ilrb.double(),
+                               atol=1e-5, rtol=1e-5)
+    # beta = 1 leaves features unchanged and the drawn targets at 0
+    torch.testing.assert_close(losses['loss_plrb'], losses['loss_cls'])
+    assert losses['alpha'] == 0 and losses['beta'] == 1
+
+
+def test_head_batch_of_one():
+    head = _head()
+    head.set_prototypes(*_prototypes())
+    _check(head, _features(22, b=1), TARGETS[:1], epoch=5, it=2, iters=10)

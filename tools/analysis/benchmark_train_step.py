@@ -1,0 +1,168 @@
+"""Time training steps of a config on synthetic input.
+
+Prints the median step time and peak memory of CONFIG, optionally of a
+BASELINE config with the same input (and their ratio), and optionally the
+efficient semantic-decoupling neck against the naive form.
+
+Example:
+    python tools/analysis/benchmark_train_step.py configs/sarb_r101_coco_p10.py \
+        --baseline configs/baseline_r101_coco_p10.py --compare-neck
+"""
+import argparse
+import resource
+import statistics
+import time
+
+import torch
+from mmengine.config import Config, DictAction
+from mmpretrain.registry import MODELS
+from mmpretrain.structures import DataSample
+
+import sarb_mm  # noqa: F401
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('config')
+    parser.add_argument('--baseline', help='config to compare against')
+    parser.add_argument('--batch-size', type=int, default=4)
+    parser.add_argument('--img-size', type=int, default=448)
+    parser.add_argument('--steps', type=int, default=5)
+    parser.add_argument('--warmup', type=int, default=1)
+    parser.add_argument('--device', default='cuda' if torch.cuda.is_available()
+                        else 'cpu')
+    parser.add_argument(
+        '--compare-neck',
+        action='store_true',
+        help='also time the neck against the naive (B,N,C,I)/(B,N,C,D) form')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    return parser.parse_args()
+
+
+def build_model(path, args):
+    cfg = Config.fromfile(path)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    cfg.model.backbone.pop('init_cfg', None)  # timing needs no weights
+    model = MODELS.build(cfg.model).to(args.device).train()
+    head = model.head
+    if hasattr(head, 'set_prototypes'):  # SARB: blending fully on
+        num_classes = head.num_classes
+        head.cooccurrence.copy_(torch.rand(num_classes, num_classes))
+        head.set_prototypes(torch.randn_like(head.prototypes),
+                            torch.ones_like(head.prototype_mask))
+        head.set_progress(head.blend_start_epoch, 1, 2)
+    return model
+
+
+def synthetic_batch(model, args, generator):
+    num_classes = model.head.num_classes
+    images = torch.randint(
+        0, 256, (args.batch_size, 3, args.img_size, args.img_size),
+        generator=generator, dtype=torch.uint8)
+    targets = torch.randint(
+        -1, 2, (args.batch_size, num_classes), generator=generator)
+    samples = [DataSample().set_gt_score(t.float()) for t in targets]
+    return dict(inputs=list(images), data_samples=samples)
+
+
+def sync(device):
+    if device.startswith('cuda'):
+        torch.cuda.synchronize()
+
+
+def time_train_steps(model, args):
+    optimizer = torch.optim.Adam(
+        [p for p in model.parameters() if p.requires_grad], lr=1e-5)
+    generator = torch.Generator().manual_seed(0)
+    times = []
+    if args.device.startswith('cuda'):
+        torch.cuda.reset_peak_memory_stats()
+    for step in range(args.warmup + args.steps):
+        data = model.data_preprocessor(
+            synthetic_batch(model, args, generator), True)
+        sync(args.device)
+        start = time.perf_counter()
+        losses = model(**data, mode='loss')
+        loss = sum(v for k, v in losses.items() if 'loss' in k)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        sync(args.device)
+        if step >= args.warmup:
+            times.append(time.perf_counter() - start)
+    if args.device.startswith('cuda'):
+        peak = torch.cuda.max_memory_allocated() / 2**20
+        where = 'GPU'
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        where = 'process RSS (cumulative max)'
+    return statistics.median(times), peak, where
+
+
+def naive_neck(neck, x):
+    """The literal SPEC form: W3 on (B,N,C,I), pooling via (B,N,C,D)."""
+    x = neck.reduce(x)
+    features = x.flatten(2).transpose(1, 2)
+    hidden = torch.tanh(
+        neck.feature_proj(features).unsqueeze(2) *
+        neck.embedding_proj(neck.embeddings))
+    scores = neck.attn_score(neck.attn_fc(hidden)).squeeze(-1)
+    attention = scores.softmax(dim=1)
+    return (attention.unsqueeze(-1) * features.unsqueeze(2)).sum(1)
+
+
+def compare_neck(model, args):
+    neck = model.neck
+    stride = 32
+    in_channels = neck.reduce[0].in_channels if isinstance(
+        neck.reduce, torch.nn.Sequential) else neck.feature_proj.in_features
+    side = args.img_size // stride
+    x = torch.randn(args.batch_size, in_channels, side, side,
+                    device=args.device)
+    neck.eval()
+
+    def timed(fn):
+        times = []
+        for step in range(args.warmup + args.steps):
+            x.grad = None
+            inp = x.clone().requires_grad_()
+            sync(args.device)
+            start = time.perf_counter()
+            out = fn(inp)
+            out.sum().backward()
+            sync(args.device)
+            if step >= args.warmup:
+                times.append(time.perf_counter() - start)
+        return statistics.median(times), out.detach()
+
+    fast_time, fast = timed(lambda inp: neck((inp, ))[0])
+    naive_time, naive = timed(lambda inp: naive_neck(neck, inp))
+    diff = (fast - naive).abs().max().item()
+    print(f'neck fwd+bwd, {tuple(x.shape)} input, C={neck.num_classes}: '
+          f'efficient {fast_time * 1e3:.1f} ms, naive {naive_time * 1e3:.1f} '
+          f'ms, speed-up {naive_time / fast_time:.2f}x, '
+          f'max |diff| {diff:.2e}')
+
+
+def main():
+    args = parse_args()
+    torch.manual_seed(0)
+    print(f'device {args.device}, batch {args.batch_size}, '
+          f'{args.img_size}px, median of {args.steps} steps')
+    model = build_model(args.config, args)
+    step, peak, where = time_train_steps(model, args)
+    print(f'{args.config}: {step:.3f} s/step, peak {peak:.0f} MiB ({where})')
+    if args.compare_neck:
+        compare_neck(model, args)
+    if args.baseline:
+        del model
+        base = build_model(args.baseline, args)
+        base_step, base_peak, _ = time_train_steps(base, args)
+        print(f'{args.baseline}: {base_step:.3f} s/step, '
+              f'peak {base_peak:.0f} MiB ({where})')
+        print(f'step ratio (config / baseline): {step / base_step:.2f}x')
+
+
+if __name__ == '__main__':
+    main()
