@@ -240,12 +240,15 @@ def _render_scene(rng, size):
         tuple: The PIL image and a list of ``(category_index, bbox)`` with
         bbox ``[x, y, w, h]`` in pixels.
     """
+    # Labels are drawn before anything size-dependent consumes the stream,
+    # so one seed gives the same labels at every ``image_size``.
+    labels = _sample_labels(rng)
     img = _background(rng, size)
     draw = ImageDraw.Draw(img)
     _draw_clutter(rng, draw, size)
 
     objects, boxes = [], []
-    for cat_idx in _sample_labels(rng):
+    for cat_idx in labels:
         _, color_name, shape = _CATEGORY_SPECS[cat_idx]
         extent = rng.uniform(*_OBJ_SIZE) * size
         center = _place(rng, size, extent, boxes)

@@ -1,4 +1,8 @@
 from .checkpoint_safety import (register_safe_checkpoint_globals,
                                 restricted_getattr)
+from .word_vectors import COCO_CLASSES, build_word_vectors, name_to_words
 
-__all__ = ['register_safe_checkpoint_globals', 'restricted_getattr']
+__all__ = [
+    'register_safe_checkpoint_globals', 'restricted_getattr', 'COCO_CLASSES',
+    'build_word_vectors', 'name_to_words'
+]

@@ -1,0 +1,85 @@
+"""Every shipped config parses, says what its name says, and builds."""
+import glob
+import os.path as osp
+import re
+
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config
+from mmpretrain.registry import MODELS
+
+import sarb_mm  # noqa: F401
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs', '*.py')))
+NUM_CLASSES = dict(coco=80, voc=20, vg=200, demo=12)
+DATASET_TYPES = dict(
+    coco='CocoMultiLabelDataset',
+    voc='VOC2007MultiLabelDataset',
+    vg='VG200MultiLabelDataset',
+    demo='SyntheticCocoDataset')
+TINY_BACKBONE = dict(
+    type='ResNet', depth=18, base_channels=8, stem_channels=8,
+    out_indices=(3, ))
+
+
+@pytest.fixture(autouse=True, scope='module')
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_every_paper_config_exists():
+    names = {osp.basename(p) for p in CONFIGS}
+    for dataset in ('coco', 'voc', 'vg'):
+        for p in range(10, 100, 10):
+            assert f'sarb_r101_{dataset}_p{p}.py' in names
+
+
+@pytest.mark.parametrize('path', CONFIGS, ids=osp.basename)
+def test_config_builds(path, tmp_path):
+    name = osp.basename(path)
+    match = re.match(r'(sarb|baseline)_([\w-]+)_(coco|voc|vg|demo)_p(\d+)',
+                     name)
+    assert match, f'{name} does not follow the naming scheme'
+    method, backbone, dataset, percent = match.groups()
+    cfg = Config.fromfile(path)
+
+    train_set = cfg.train_dataloader.dataset
+    assert train_set.type == 'PartialLabelDataset'
+    assert train_set.known_ratio == pytest.approx(int(percent) / 100)
+    assert train_set.dataset.type == DATASET_TYPES[dataset]
+    assert cfg.val_dataloader.dataset.type == DATASET_TYPES[dataset]
+    assert cfg.val_evaluator.type == 'InterpolatedMultiLabelMetric'
+    num_classes = NUM_CLASSES[dataset]
+    assert cfg.model.head.num_classes == num_classes
+    if dataset != 'demo':  # published recipe
+        assert cfg.train_dataloader.batch_size == 8
+        assert cfg.train_cfg.max_epochs == 20
+        assert cfg.optim_wrapper.optimizer.lr == 1e-5
+        assert cfg.model.backbone.frozen_stages == 3
+        assert cfg.model.backbone.init_cfg.type == 'Pretrained'
+
+    hooks = [h.type for h in cfg.custom_hooks]
+    assert 'PartialLabelHook' in hooks
+    model_cfg = cfg.model
+    model_cfg.backbone = dict(TINY_BACKBONE)
+    if method == 'sarb':
+        assert 'PrototypeHook' in hooks
+        assert model_cfg.neck.num_classes == num_classes
+        vectors = model_cfg.neck.word_vectors
+        if dataset != 'demo':
+            assert vectors == f'data/word_vectors/{dataset}_glove_300d.npy'
+            fake = tmp_path / 'vectors.npy'
+            np.save(fake, np.random.rand(num_classes, 300).astype('f4'))
+            model_cfg.neck.word_vectors = str(fake)
+        model_cfg.neck.in_channels = 64
+    else:
+        model_cfg.head.in_channels = 64
+    model = MODELS.build(model_cfg).eval()
+    with torch.no_grad():
+        scores = model(torch.rand(2, 3, 64, 64), mode='tensor')
+    assert scores.shape == (2, num_classes)

@@ -1,0 +1,67 @@
+"""Write the (C, 300) category-embedding .npy used by SemanticDecouplingNeck.
+
+Examples:
+    python tools/make_word_vectors.py glove.840B.300d.txt \
+        data/word_vectors/coco_glove_300d.npy --dataset coco
+    python tools/make_word_vectors.py glove.840B.300d.txt out.npy \
+        --config configs/sarb_r101_vg_p10.py     # class names of its dataset
+    python tools/make_word_vectors.py glove.840B.300d.txt out.npy \
+        --classes names.txt                      # one class name per line
+"""
+import argparse
+import os
+import os.path as osp
+
+import numpy as np
+
+from sarb_mm.datasets.voc import VOC2007_CLASSES
+from sarb_mm.utils.word_vectors import COCO_CLASSES, build_word_vectors
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('glove', help='GloVe text file (e.g. 840B.300d)')
+    parser.add_argument('out', help='output .npy path')
+    parser.add_argument('--dim', type=int, default=300,
+                        help='vector width of the GloVe file')
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument('--dataset', choices=['coco', 'voc'])
+    source.add_argument(
+        '--config', help='take the class names of this config\'s val set')
+    source.add_argument('--classes', help='text file, one class per line')
+    return parser.parse_args()
+
+
+def class_names(args):
+    if args.dataset == 'coco':
+        return list(COCO_CLASSES)
+    if args.dataset == 'voc':
+        return list(VOC2007_CLASSES)
+    if args.classes:
+        with open(args.classes, encoding='utf-8') as f:
+            return [line.strip() for line in f if line.strip()]
+    from mmengine.config import Config
+    from mmpretrain.registry import DATASETS
+    import sarb_mm  # noqa: F401
+    cfg = Config.fromfile(args.config)
+    cfg.val_dataloader.dataset.pipeline = []
+    return list(DATASETS.build(cfg.val_dataloader.dataset).metainfo['classes'])
+
+
+def main():
+    args = parse_args()
+    if not osp.isfile(args.glove):
+        raise FileNotFoundError(
+            f'GloVe file {args.glove} not found; download e.g. '
+            'glove.840B.300d.zip from https://nlp.stanford.edu/projects/'
+            'glove/ and unzip it.')
+    names = class_names(args)
+    vectors = build_word_vectors(names, args.glove, args.dim)
+    os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
+    np.save(args.out, vectors)
+    print(f'Wrote {vectors.shape} embeddings of {len(names)} classes to '
+          f'{args.out}')
+
+
+if __name__ == '__main__':
+    main()
