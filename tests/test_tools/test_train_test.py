@@ -15,9 +15,9 @@ def demo_root(tmp_path_factory):
     return str(tmp_path_factory.mktemp('demo'))
 
 
-@pytest.mark.parametrize('config, sarb', [('configs/baseline_demo_p10.py',
+@pytest.mark.parametrize('config, sarb', [('configs/baseline_r18_demo_p10.py',
                                            False),
-                                          ('configs/sarb_demo_p10.py', True)])
+                                          ('configs/sarb_r18_demo_p10.py', True)])
 def test_train_then_test(tmp_path, demo_root, config, sarb):
     work_dir = str(tmp_path / 'work')
     run_tool(['tools/train.py', config, '--work-dir', work_dir,
