@@ -7,5 +7,6 @@ _base_ = [
 default_hooks = dict(logger=dict(interval=20))
 custom_hooks = [
     dict(type='PartialLabelHook'),
+    dict(type='EpochSeedHook'),
     dict(type='PrototypeHook', interval=2)
 ]

@@ -12,9 +12,10 @@ default_hooks = dict(
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='VisualizationHook', enable=False),
 )
-# Class-count check before the first iteration, and the partial-label matrix
-# written to <work_dir>/partial_labels.npy.
-custom_hooks = [dict(type='PartialLabelHook')]
+# PartialLabelHook: class-count check before the first iteration, and the
+# partial-label matrix written to <work_dir>/partial_labels.npy.
+# EpochSeedHook: reseeds every epoch so that resumed runs are exact.
+custom_hooks = [dict(type='PartialLabelHook'), dict(type='EpochSeedHook')]
 
 env_cfg = dict(
     cudnn_benchmark=False,

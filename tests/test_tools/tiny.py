@@ -32,7 +32,7 @@ def tiny_options(data_root, sarb=True, epochs=3, num_train=64, num_val=40):
             'model.neck.in_channels=128', 'model.neck.feat_channels=64',
             'model.neck.attn_channels=32', 'model.neck.embed_dims=16',
             'model.head.in_channels=64', 'model.head.out_channels=64',
-            'model.head.blend_start_epoch=0', 'custom_hooks.1.interval=1'
+            'model.head.blend_start_epoch=0', 'custom_hooks.2.interval=1'
         ]
     else:
         opts += ['model.head.in_channels=128']

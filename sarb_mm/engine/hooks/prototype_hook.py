@@ -43,7 +43,9 @@ class PrototypeHook(Hook):
             Defaults to 0.
     """
 
-    priority = 'HIGH'
+    # After DistSamplerSeedHook (NORMAL) has set the sampler's epoch, so the
+    # pass sees the same order in an uninterrupted and a resumed run.
+    priority = 'BELOW_NORMAL'
 
     def __init__(self, interval: int = 5, seed: int = 0) -> None:
         if interval < 1:

@@ -155,6 +155,11 @@ class SARBHead(MultiLabelClsHead):
             for name, branch_logits, target in zip(names, logits,
                                                    branch_targets)
         }
+        # alpha / beta take no part before blending starts (or with a branch
+        # off); a zero-weighted use keeps DDP from waiting for their grads
+        # without the cost of find_unused_parameters.
+        losses['loss_cls'] = losses['loss_cls'] + 0.0 * (
+            self.alpha + self.beta)
         if self.contrastive_loss is not None:
             # Warm-up of the published runs during the first epoch.
             warmup = (iter_in_epoch / iters_per_epoch if epoch == 0 else 1.0)

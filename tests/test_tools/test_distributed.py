@@ -1,0 +1,91 @@
+"""Two processes on CPU (gloo) through tools/dist_*.sh, as users run them."""
+import os
+import os.path as osp
+import socket
+
+import pytest
+import torch
+
+from .tiny import REPO, read_scalars, run_tool, tiny_options
+
+pytestmark = pytest.mark.slow
+
+
+def _free_port():
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return str(sock.getsockname()[1])
+
+
+def _env():
+    env = dict(os.environ, PORT=_free_port(), PYTHONPATH=REPO,
+               OMP_NUM_THREADS='1')
+    return env
+
+
+def _run_script(args, timeout=900):
+    import subprocess
+    proc = subprocess.run(['bash'] + args, cwd=REPO, capture_output=True,
+                          text=True, timeout=timeout, env=_env())
+    assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-5000:]
+    return proc
+
+
+@pytest.fixture(scope='module')
+def demo_root(tmp_path_factory):
+    return str(tmp_path_factory.mktemp('demo_dist'))
+
+
+def test_two_rank_sarb_training_keeps_ranks_identical(tmp_path, demo_root):
+    config = tmp_path / 'sarb_dump.py'
+    config.write_text(
+        f"_base_ = '{REPO}/configs/sarb_r18_demo_p10.py'\n"
+        "custom_imports = dict(imports=['sarb_mm', "
+        "'tests.test_tools.dump_state_hook'], allow_failed_imports=False)\n"
+        "custom_hooks = [dict(type='PartialLabelHook'), "
+        "dict(type='EpochSeedHook'), dict(type='PrototypeHook', interval=1), "
+        "dict(type='DumpRankStateHook')]\n")
+    work_dir = str(tmp_path / 'work')
+    _run_script(['tools/dist_train.sh', str(config), '2', '--work-dir',
+                 work_dir, '--cfg-options'] +
+                tiny_options(demo_root, epochs=2, num_val=41))
+    states = [torch.load(osp.join(work_dir, f'rank{r}_state.pth'))
+              for r in (0, 1)]
+    buffers = [s['buffers'] for s in states]
+    assert buffers[0]['prototype_mask'].any()
+    assert buffers[0]['cooccurrence'].abs().sum() > 0
+    for name in ('prototypes', 'prototype_mask', 'cooccurrence'):
+        assert torch.equal(buffers[0][name], buffers[1][name]), name
+    params = [s['params'] for s in states]
+    assert params[0].keys() == params[1].keys()
+    for name in params[0]:
+        assert torch.equal(params[0][name], params[1][name]), name
+    # The steps changed the weights (the comparison is not vacuous).
+    scalars = read_scalars(work_dir)
+    assert len([s for s in scalars if 'loss' in s]) == 4  # 2 iters x 2
+
+
+def test_two_rank_evaluation_equals_single_process(tmp_path, demo_root):
+    work_dir = str(tmp_path / 'train')
+    opts = tiny_options(demo_root, sarb=False, epochs=1, num_val=41)
+    run_tool(['tools/train.py', 'configs/baseline_r18_demo_p10.py',
+              '--work-dir', work_dir, '--cfg-options'] + opts)
+    checkpoint = osp.join(work_dir, 'epoch_1.pth')
+    single = str(tmp_path / 'single')
+    run_tool(['tools/test.py', 'configs/baseline_r18_demo_p10.py',
+              checkpoint, '--work-dir', single, '--out',
+              str(tmp_path / 'single.pkl'), '--cfg-options'] + opts)
+    double = str(tmp_path / 'double')
+    _run_script(['tools/dist_test.sh', 'configs/baseline_r18_demo_p10.py',
+                 checkpoint, '2', '--work-dir', double, '--out',
+                 str(tmp_path / 'double.pkl'), '--cfg-options'] + opts)
+    one, two = read_scalars(single)[-1], read_scalars(double)[-1]
+    metric_keys = [k for k in one if k.startswith('multi-label/')]
+    assert len(metric_keys) == 13
+    for key in metric_keys:
+        assert two[key] == pytest.approx(one[key], abs=1e-9), key
+    import pickle
+    with open(tmp_path / 'double.pkl', 'rb') as f:
+        preds = pickle.load(f)
+    # 41 images over 2 ranks: every image once, none twice.
+    assert sorted(p['sample_idx'] for p in preds) == list(range(41))
