@@ -46,7 +46,11 @@ def category_contrastive_loss(features: torch.Tensor,
     normed = F.normalize(features.float(), dim=-1)
     first, second = torch.triu_indices(
         batch, batch, offset=1, device=features.device)
-    cosine = (normed[first] * normed[second]).sum(-1)  # (pairs, C)
+    # All pairs of one class in one batched product, then the i < j entries
+    # (unique, so the indexing's backward accumulates deterministically).
+    per_class = normed.transpose(0, 1)  # (C, B, D)
+    cosine = torch.bmm(per_class, per_class.transpose(1, 2))[:, first,
+                                                            second].T
     t_first, t_second = targets[first], targets[second]
     pos_pos = (t_first > 0) & (t_second > 0)
     neg_neg = (t_first < 0) & (t_second < 0)
