@@ -4,6 +4,7 @@ from .partial_labels import (load_partial_labels, make_partial_labels,
 from .partial_wrapper import PartialLabelDataset
 from .demo import SyntheticCocoDataset
 from .synthetic import make_demo_dataset
+from .transforms import CheckedLoadImageFromFile
 from .vg import VG200MultiLabelDataset
 from .voc import VOC2007MultiLabelDataset
 
@@ -11,5 +12,5 @@ __all__ = [
     'CocoMultiLabelDataset', 'VOC2007MultiLabelDataset',
     'VG200MultiLabelDataset', 'PartialLabelDataset', 'SyntheticCocoDataset',
     'make_partial_labels', 'load_partial_labels', 'validate_known_ratio',
-    'make_demo_dataset'
+    'make_demo_dataset', 'CheckedLoadImageFromFile'
 ]

@@ -55,3 +55,14 @@ def test_train_then_test(tmp_path, demo_root, config, sarb):
         predictions = pickle.load(f)
     assert len(predictions) == 40
     assert predictions[0]['pred_score'].shape == (12, )
+
+
+def test_class_count_mismatch_stops_before_training(tmp_path, demo_root):
+    work_dir = str(tmp_path / 'work')
+    proc = run_tool(['tools/train.py', 'configs/baseline_r18_demo_p10.py',
+                     '--work-dir', work_dir, '--cfg-options'] +
+                    tiny_options(demo_root, sarb=False) +
+                    ['model.head.num_classes=7'], check=False)
+    assert proc.returncode != 0
+    assert 'has 12 classes but the model head predicts 7' in proc.stderr
+    assert 'Epoch(train)' not in proc.stdout + proc.stderr

@@ -3,7 +3,7 @@
 data_root = 'data/demo'
 crop_sizes = (72, 64, 56)
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='CheckedLoadImageFromFile'),
     dict(type='Resize', scale=(72, 72), interpolation='bicubic',
          backend='pillow'),
     dict(
@@ -16,7 +16,7 @@ train_pipeline = [
     dict(type='PackInputs'),
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='CheckedLoadImageFromFile'),
     dict(type='Resize', scale=(64, 64), interpolation='bicubic',
          backend='pillow'),
     dict(type='PackInputs'),

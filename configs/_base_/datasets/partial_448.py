@@ -2,7 +2,7 @@
 # files below fill in the dataset type and paths.
 crop_sizes = (512, 448, 384, 320, 256)
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='CheckedLoadImageFromFile'),
     dict(type='Resize', scale=(512, 512), interpolation='bicubic',
          backend='pillow'),
     # A square crop whose side is drawn uniformly from crop_sizes.
@@ -16,7 +16,7 @@ train_pipeline = [
     dict(type='PackInputs'),
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='CheckedLoadImageFromFile'),
     dict(type='Resize', scale=(448, 448), interpolation='bicubic',
          backend='pillow'),
     dict(type='PackInputs'),
