@@ -4,10 +4,8 @@ import os
 import os.path as osp
 
 from mmengine.config import Config, DictAction
-from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
 
-from sarb_mm.utils.launch import prepare_distributed, teardown_distributed
+from sarb_mm.utils.launch import build_runner, teardown_distributed
 
 
 def parse_args():
@@ -66,12 +64,7 @@ def main():
         if not osp.isfile(path):
             raise FileNotFoundError(f'{what} file {path} does not exist.')
     cfg = merge_args(Config.fromfile(args.config), args)
-    prepare_distributed(cfg)
-    if 'runner_type' in cfg:
-        runner = RUNNERS.build(cfg)
-    else:
-        runner = Runner.from_cfg(cfg)
-    runner.test()
+    build_runner(cfg).test()
     teardown_distributed()
 
 

@@ -4,10 +4,8 @@ import os
 import os.path as osp
 
 from mmengine.config import Config, DictAction
-from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
 
-from sarb_mm.utils.launch import prepare_distributed, teardown_distributed
+from sarb_mm.utils.launch import build_runner, teardown_distributed
 
 
 def parse_args():
@@ -85,12 +83,7 @@ def main():
     if not osp.isfile(args.config):
         raise FileNotFoundError(f'Config file {args.config} does not exist.')
     cfg = merge_args(Config.fromfile(args.config), args)
-    prepare_distributed(cfg)
-    if 'runner_type' in cfg:
-        runner = RUNNERS.build(cfg)
-    else:
-        runner = Runner.from_cfg(cfg)
-    runner.train()
+    build_runner(cfg).train()
     teardown_distributed()
 
 

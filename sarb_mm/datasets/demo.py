@@ -1,7 +1,5 @@
 """The generated demo dataset as a registered, self-creating dataset."""
 import os.path as osp
-from typing import Union
-
 from mmengine.dist import barrier, is_main_process
 from mmengine.logging import print_log
 from mmpretrain.registry import DATASETS

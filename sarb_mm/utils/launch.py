@@ -4,6 +4,8 @@ import os
 import torch
 import torch.distributed as torch_dist
 from mmengine.config import Config
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
 
 
 def prepare_distributed(cfg: Config) -> None:
@@ -42,3 +44,11 @@ def teardown_distributed() -> None:
     if torch_dist.is_available() and torch_dist.is_initialized():
         torch_dist.barrier()
         torch_dist.destroy_process_group()
+
+
+def build_runner(cfg: Config):
+    """Set up distributed execution, then build the (configured) Runner."""
+    prepare_distributed(cfg)
+    if 'runner_type' in cfg:
+        return RUNNERS.build(cfg)
+    return Runner.from_cfg(cfg)

@@ -24,13 +24,6 @@ TINY_BACKBONE = dict(
     out_indices=(3, ))
 
 
-@pytest.fixture(autouse=True, scope='module')
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def test_every_paper_config_exists():
     names = {osp.basename(p) for p in CONFIGS}

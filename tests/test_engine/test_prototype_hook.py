@@ -1,6 +1,5 @@
 from types import SimpleNamespace
 
-import pytest
 import torch
 from mmengine.logging import MMLogger
 from mmengine.runner.checkpoint import load_checkpoint, save_checkpoint
@@ -13,13 +12,6 @@ from sarb_mm.models.utils import compute_prototypes, cooccurrence_matrix
 
 C = 4
 
-
-@pytest.fixture(autouse=True, scope='module')
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def tiny_sarb(blend_start_epoch=5, use_plrb=True):

@@ -12,14 +12,6 @@ from sarb_mm.models.utils import (cooccurrence_matrix, draw_prototype_classes,
                                   instance_blend, prototype_blend)
 
 
-@pytest.fixture(autouse=True, scope='module')
-def _one_thread():
-    """Tiny tensors: avoid thread oversubscription on a busy machine."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
 
 B, C, D, DOUT, K = 4, 5, 8, 7, 3
 

@@ -2,7 +2,6 @@
 import math
 
 import numpy as np
-import pytest
 import torch
 
 import sarb_mm  # noqa: F401
@@ -10,14 +9,6 @@ from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 from sarb_mm.models.utils import GatedGraphPropagation, cooccurrence_matrix
 
-
-@pytest.fixture(autouse=True, scope='module')
-def _one_thread():
-    """Tiny tensors: avoid thread oversubscription on a busy machine."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 B, C, D, DOUT = 3, 5, 8, 7

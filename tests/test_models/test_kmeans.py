@@ -1,18 +1,9 @@
 """K-means and prototypes vs. SPEC section 3."""
-import pytest
 import torch
 
 import sarb_mm  # noqa: F401
 from sarb_mm.models.utils import compute_prototypes, kmeans
 
-
-@pytest.fixture(autouse=True, scope='module')
-def _one_thread():
-    """Tiny tensors: avoid thread oversubscription on a busy machine."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 def _clusters(k=4, d=3, per=40, seed=0, spread=0.1):

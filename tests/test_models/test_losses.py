@@ -1,7 +1,6 @@
 """Partial BCE and the category-wise contrastive term vs. SPEC section 4."""
 import math
 
-import pytest
 import torch
 
 import sarb_mm  # noqa: F401
@@ -10,14 +9,6 @@ from sarb_mm.models.losses.contrastive import (CategoryContrastiveLoss,
                                                category_contrastive_loss)
 from sarb_mm.models.losses.partial_bce import PartialBCELoss, partial_bce
 
-
-@pytest.fixture(autouse=True, scope='module')
-def _one_thread():
-    """Tiny tensors: avoid thread oversubscription on a busy machine."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 def _log_sig(v):

@@ -14,14 +14,6 @@ from sarb_mm.models.necks.semantic_decoupling import (SemanticDecouplingNeck,
                                                       semantic_attention)
 
 
-@pytest.fixture(autouse=True, scope='module')
-def _one_thread():
-    """Tiny tensors: avoid thread oversubscription on a busy machine."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
 
 B, C, H, W, DB, D, I, E = 3, 5, 3, 3, 6, 8, 6, 7
 

@@ -1,19 +1,9 @@
 # Demo SARB: the demo baseline's backbone with SARB's neck and head at
 # reduced widths; embeddings are learned (no GloVe file for shape names).
+_base_ = './demo_resnet18_partial_bce.py'
 model = dict(
-    type='ImageClassifier',
-    data_preprocessor=dict(
-        type='ClsDataPreprocessor',
-        mean=[123.675, 116.28, 103.53],
-        std=[58.395, 57.12, 57.375],
-        to_rgb=True),
-    backbone=dict(
-        type='ResNet',
-        depth=18,
-        out_indices=(3, ),
-        strides=(1, 2, 2, 1),
-        style='pytorch'),
     neck=dict(
+        _delete_=True,
         type='SemanticDecouplingNeck',
         num_classes=12,
         in_channels=512,
@@ -22,6 +12,7 @@ model = dict(
         attn_channels=128,
         word_vectors=None),
     head=dict(
+        _delete_=True,
         type='SARBHead',
         num_classes=12,
         in_channels=256,

@@ -1,27 +1,10 @@
-# SARB (SPEC section 2): ResNet-101 (stem and stages 1-3 frozen) ->
-# semantic decoupling neck -> graph head with ILRB and PLRB.
-# Leaf configs set num_classes and the word-vector file.
+# SARB (SPEC section 2): the baseline's ResNet-101 (stem and stages 1-3
+# frozen, ImageNet weights) -> semantic decoupling neck -> graph head with
+# ILRB and PLRB. Leaf configs set num_classes and the word-vector file.
+_base_ = './resnet101_partial_bce.py'
 model = dict(
-    type='ImageClassifier',
-    data_preprocessor=dict(
-        type='ClsDataPreprocessor',
-        mean=[123.675, 116.28, 103.53],
-        std=[58.395, 57.12, 57.375],
-        to_rgb=True),
-    backbone=dict(
-        type='ResNet',
-        depth=101,
-        num_stages=4,
-        out_indices=(3, ),
-        frozen_stages=3,
-        norm_eval=False,
-        style='pytorch',
-        init_cfg=dict(
-            type='Pretrained',
-            checkpoint='https://download.openmmlab.com/mmclassification/v0/'
-            'resnet/resnet101_8xb32_in1k_20210831-539c63f8.pth',
-            prefix='backbone')),
     neck=dict(
+        _delete_=True,
         type='SemanticDecouplingNeck',
         num_classes=80,
         in_channels=2048,
@@ -30,6 +13,7 @@ model = dict(
         attn_channels=512,
         word_vectors=None),
     head=dict(
+        _delete_=True,
         type='SARBHead',
         num_classes=80,
         in_channels=1024,
