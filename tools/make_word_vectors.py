@@ -10,6 +10,7 @@ Examples:
 """
 import argparse
 import os
+import re
 import os.path as osp
 
 import numpy as np
@@ -56,6 +57,13 @@ def main():
             'glove.840B.300d.zip from https://nlp.stanford.edu/projects/'
             'glove/ and unzip it.')
     names = class_names(args)
+    placeholders = [n for n in names if re.fullmatch(r'vg_class_\d+', n)]
+    if placeholders:
+        raise ValueError(
+            f'{len(placeholders)} class names are placeholders (e.g. '
+            f'{placeholders[0]!r}): VG200MultiLabelDataset only knows label '
+            'indices. Pass --classes FILE with the 200 category names of the '
+            'VG-200 release, one per line in label-index order.')
     vectors = build_word_vectors(names, args.glove, args.dim)
     os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
     np.save(args.out, vectors)

@@ -1,1 +1,4 @@
 from .hooks import *  # noqa: F401,F403
+from .worker_init import epoch_seeded_worker_init
+
+__all__ = ['epoch_seeded_worker_init']

@@ -36,15 +36,25 @@ def restricted_getattr(obj, name, *default):
 
 
 def _numpy_globals():
-    from numpy._core import multiarray  # numpy >= 2 module layout
-    return [
-        multiarray._reconstruct, np.ndarray, np.dtype,
-        np.dtypes.Float64DType, np.dtypes.Int64DType, multiarray.scalar
-    ]
+    try:
+        from numpy._core import multiarray  # numpy >= 2
+    except ImportError:
+        from numpy.core import multiarray
+    found = [multiarray._reconstruct, multiarray.scalar, np.ndarray, np.dtype]
+    dtypes = getattr(np, 'dtypes', None)  # numpy >= 1.25
+    if dtypes is not None:
+        found += [dtypes.Float64DType, dtypes.Int64DType]
+    return found
 
 
 def register_safe_checkpoint_globals() -> None:
-    """Allowlist what mmengine checkpoints pickle (idempotent)."""
+    """Allowlist what mmengine checkpoints pickle (idempotent).
+
+    Needs torch >= 2.4; older torch has no allowlist (and loads with
+    ``weights_only=False`` by default), so there is nothing to register.
+    """
+    if not hasattr(torch.serialization, 'add_safe_globals'):
+        return
     torch.serialization.add_safe_globals(
         [HistoryBuffer, *_numpy_globals(),
          (restricted_getattr, 'builtins.getattr')])

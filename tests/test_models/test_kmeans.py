@@ -2,7 +2,7 @@
 import torch
 
 import sarb_mm  # noqa: F401
-from sarb_mm.models.utils import compute_prototypes, kmeans
+from sarb_mm.models.utils import kmeans
 
 
 
@@ -60,26 +60,3 @@ def test_kmeans_duplicates_no_nan():
     centres = kmeans(same, 5, generator=torch.Generator().manual_seed(0))
     assert torch.isfinite(centres).all()
     torch.testing.assert_close(centres, torch.ones(5, 4))
-
-
-def test_compute_prototypes_missing_class():
-    gen = torch.Generator().manual_seed(4)
-    feats = torch.randn(30, 6, generator=gen)
-    ids = torch.tensor([0] * 20 + [2] * 3 + [3] * 7)  # class 1, 4: none
-    protos, mask = compute_prototypes(
-        feats, ids, 5, 4, generator=torch.Generator().manual_seed(0))
-    assert protos.shape == (5, 4, 6) and mask.dtype == torch.bool
-    assert mask.tolist() == [True, False, True, True, False]
-    assert torch.equal(protos[1], torch.zeros(4, 6))
-    assert torch.equal(protos[4], torch.zeros(4, 6))
-    assert torch.isfinite(protos).all()
-    # class 2 has 3 < K points: its prototypes are those points
-    assert {tuple(r.tolist()) for r in protos[2]} == {
-        tuple(r.tolist()) for r in feats[20:23]}
-    # prototypes of a class lie among that class's points' span
-    for cls in (0, 3):
-        members = feats[ids == cls]
-        assert (protos[cls].min(0).values >= members.min(0).values - 1e-5
-                ).all()
-        assert (protos[cls].max(0).values <= members.max(0).values + 1e-5
-                ).all()

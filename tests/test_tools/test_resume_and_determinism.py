@@ -22,8 +22,10 @@ def _train(work_dir, demo_root, extra=(), config=CONFIG, check=True):
                     list(extra) + ['--cfg-options'] +
                     tiny_options(demo_root, epochs=3, num_train=48) +
                     # prototypes at epochs 0 and 2 only: a resume at epoch 1
-                    # must bring them back from the checkpoint.
-                    ['custom_hooks.2.interval=2'],
+                    # must bring them back from the checkpoint; augmentation
+                    # in 2 worker processes, seeded per epoch.
+                    ['custom_hooks.2.interval=2',
+                     'train_dataloader.num_workers=2'],
                     check=check)
 
 

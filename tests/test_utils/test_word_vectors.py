@@ -50,3 +50,14 @@ def test_tool_writes_voc_file_the_neck_loads(tmp_path):
         20, in_channels=8, feat_channels=8, embed_dims=5, attn_channels=4,
         word_vectors=str(out))
     torch.testing.assert_close(neck.embeddings, torch.from_numpy(vectors))
+
+
+def test_tool_refuses_vg_placeholder_names(tmp_path):
+    names = tmp_path / 'names.txt'
+    names.write_text('vg_class_000\nvg_class_001\n')
+    _write_glove(tmp_path / 'g.txt', ['vg', 'class', '000', '001'])
+    proc = run_tool(['tools/make_word_vectors.py', str(tmp_path / 'g.txt'),
+                     str(tmp_path / 'out.npy'), '--classes', str(names),
+                     '--dim', '5'], check=False)
+    assert proc.returncode != 0 and 'placeholders' in proc.stderr
+    assert not (tmp_path / 'out.npy').exists()

@@ -44,6 +44,8 @@ def build_model(path, args):
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     cfg.model.backbone.pop('init_cfg', None)  # timing needs no weights
+    if 'word_vectors' in cfg.model.get('neck', {}):
+        cfg.model.neck.word_vectors = None  # same cost as the fixed file
     model = MODELS.build(cfg.model).to(args.device).train()
     head = model.head
     if hasattr(head, 'set_prototypes'):  # SARB: blending fully on

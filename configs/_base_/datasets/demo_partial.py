@@ -24,6 +24,8 @@ test_pipeline = [
 train_dataloader = dict(
     batch_size=32,
     num_workers=2,
+    persistent_workers=False,
+    worker_init_fn=dict(type='epoch_seeded_worker_init'),
     sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(
         type='PartialLabelDataset',

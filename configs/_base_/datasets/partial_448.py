@@ -19,13 +19,17 @@ test_pipeline = [
     dict(type='CheckedLoadImageFromFile'),
     dict(type='Resize', scale=(448, 448), interpolation='bicubic',
          backend='pillow'),
-    dict(type='PackInputs'),
+    # VOC with difficult='ignore': the metric leaves these entries out.
+    dict(type='PackInputs', algorithm_keys=('gt_label_difficult', )),
 ]
 
 train_dataloader = dict(
     batch_size=8,
     num_workers=8,
-    persistent_workers=True,
+    # Workers restart every epoch and are seeded from (seed, epoch, rank), so
+    # augmentations differ between epochs and a resumed run is exact.
+    persistent_workers=False,
+    worker_init_fn=dict(type='epoch_seeded_worker_init'),
     sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(
         type='PartialLabelDataset',

@@ -12,9 +12,11 @@ class EpochSeedHook(Hook):
     states in checkpoints, so a resumed run would draw different
     augmentations and blending choices than the uninterrupted one. Seeding
     from the epoch makes every epoch's draws a function of (seed, epoch)
-    alone. mmengine's dataloader workers are seeded at creation: use
-    ``persistent_workers=False`` (or ``num_workers=0``) for exact resumes.
-    Does nothing when the config sets no seed.
+    alone. Dataloader workers draw their seeds from the main process when
+    they start: use ``persistent_workers=False`` with
+    ``worker_init_fn=dict(type='epoch_seeded_worker_init')`` (the shipped
+    configs do) for exact resumes. Does nothing when the config sets no
+    seed.
     """
 
     priority = 'VERY_HIGH'

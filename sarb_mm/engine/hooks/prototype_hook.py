@@ -8,7 +8,7 @@ from mmengine.utils import ProgressBar
 from mmpretrain.registry import HOOKS
 
 from sarb_mm.datasets.partial_wrapper import full_label_matrix
-from sarb_mm.models.utils import compute_prototypes, cooccurrence_matrix
+from sarb_mm.models.utils import cooccurrence_matrix, kmeans
 from .partial_label_hook import unwrap_model
 
 
@@ -32,8 +32,8 @@ class PrototypeHook(Hook):
       epoch whose model has no prototypes, e.g. after loading an old
       checkpoint): one no-grad pass in eval mode over the training loader,
       K-means per class on the known-positive category features, identical
-      on every rank (features gathered and de-duplicated by sample index,
-      clustered on rank 0, broadcast).
+      on every rank (features gathered class by class and de-duplicated by
+      sample index, clustered on rank 0, broadcast).
     - Before each iteration: the epoch and iteration, for the blending
       switch and the contrastive warm-up.
 
@@ -92,32 +92,36 @@ class PrototypeHook(Hook):
         head = self._head(runner)
         features, keys = self._collect_positives(model,
                                                  runner.train_dataloader)
-        features, keys = gather_rows(features), gather_rows(keys)
-        # Padding of the distributed sampler repeats images: keep each
-        # (image, class) once, in a world-size independent order.
-        order = torch.argsort(keys[:, 0] * head.num_classes + keys[:, 1],
-                              stable=True)
-        features, keys = features[order], keys[order]
-        first = torch.ones(len(keys), dtype=torch.bool, device=keys.device)
-        first[1:] = (keys[1:] != keys[:-1]).any(dim=1)
-        features, class_ids = features[first], keys[first, 1]
-
-        prototypes = head.prototypes.clone()
-        mask = head.prototype_mask.clone()
-        if is_main_process():
-            generator = torch.Generator(device=features.device)
-            generator.manual_seed(self.seed + epoch)
-            prototypes, mask = compute_prototypes(features, class_ids,
-                                                  head.num_classes,
-                                                  head.num_prototypes,
-                                                  generator)
+        device = head.prototypes.device
+        prototypes = torch.zeros_like(head.prototypes)
+        mask = torch.zeros_like(head.prototype_mask, dtype=torch.uint8)
+        generator = torch.Generator(device=device)
+        generator.manual_seed(self.seed + epoch)
+        num_features = 0
+        # One class at a time bounds the memory to the largest class.
+        for cls in range(head.num_classes):
+            members = keys[:, 1] == cls
+            rows = gather_rows(features[members].to(device))
+            images = gather_rows(keys[members, 0].to(device))
+            # The distributed sampler pads shards by repeating images: keep
+            # each image once, ordered by index whatever the world size.
+            order = torch.argsort(images, stable=True)
+            rows, images = rows[order], images[order]
+            first = torch.ones_like(images, dtype=torch.bool)
+            first[1:] = images[1:] != images[:-1]
+            rows = rows[first]
+            num_features += len(rows)
+            if len(rows) and is_main_process():
+                prototypes[cls] = kmeans(rows, head.num_prototypes,
+                                         generator)
+                mask[cls] = 1
+        # Clustered once, on rank 0: every rank holds the same bits.
         broadcast(prototypes, src=0)
-        mask_int = mask.to(torch.uint8)
-        broadcast(mask_int, src=0)
-        head.set_prototypes(prototypes, mask_int.bool())
+        broadcast(mask, src=0)
+        head.set_prototypes(prototypes, mask.bool())
         runner.logger.info(
             f'Epoch {epoch}: prototypes of {int(mask.sum())}/'
-            f'{head.num_classes} classes from {len(class_ids)} known '
+            f'{head.num_classes} classes from {num_features} known '
             'positives.')
 
     @staticmethod
@@ -136,8 +140,9 @@ class PrototypeHook(Hook):
             sample_idx = torch.tensor([s.sample_idx for s in samples],
                                       device=targets.device)
             image, cls = torch.nonzero(targets > 0, as_tuple=True)
-            features.append(category_features[image, cls].float())
-            keys.append(torch.stack([sample_idx[image], cls], dim=1))
+            # Kept on the CPU until gathered class by class.
+            features.append(category_features[image, cls].float().cpu())
+            keys.append(torch.stack([sample_idx[image], cls], dim=1).cpu())
             if progress is not None:
                 progress.update()
         model.train(was_training)

@@ -169,6 +169,12 @@ class SARBHead(MultiLabelClsHead):
         losses['beta'] = self.beta.detach().clamp(0, 1)
         return losses
 
+    def _get_predictions(self, cls_score: torch.Tensor,
+                         data_samples: List[DataSample]):
+        # float32 sigmoid is exactly 1.0 from logit ~16.6 on, which would tie
+        # confident images in the mAP ranking; float64 keeps their order.
+        return super()._get_predictions(cls_score.double(), data_samples)
+
     def _partial_targets(self, data_samples: List[DataSample],
                          device: torch.device) -> torch.Tensor:
         if 'gt_score' not in data_samples[0]:

@@ -42,8 +42,15 @@ def category_contrastive_loss(features: torch.Tensor,
     Returns:
         Tensor: Mean of the kept terms in float32; 0 when there is none.
     """
+    # float32 even under --amp: autocast would run the bmm in half.
+    with torch.autocast(features.device.type, enabled=False):
+        return _contrastive(features.float(), targets, generator)
+
+
+def _contrastive(features: torch.Tensor, targets: torch.Tensor,
+                 generator: Optional[torch.Generator]) -> torch.Tensor:
     batch = features.shape[0]
-    normed = F.normalize(features.float(), dim=-1)
+    normed = F.normalize(features, dim=-1)
     first, second = torch.triu_indices(
         batch, batch, offset=1, device=features.device)
     # All pairs of one class in one batched product, then the i < j entries

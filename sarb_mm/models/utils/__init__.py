@@ -1,10 +1,9 @@
 from .blending import (cooccurrence_matrix, draw_prototype_classes,
                        instance_blend, prototype_blend)
 from .graph import GatedGraphPropagation
-from .kmeans import compute_prototypes, kmeans
+from .kmeans import kmeans
 
 __all__ = [
     'instance_blend', 'prototype_blend', 'draw_prototype_classes',
-    'cooccurrence_matrix', 'GatedGraphPropagation', 'kmeans',
-    'compute_prototypes'
+    'cooccurrence_matrix', 'GatedGraphPropagation', 'kmeans'
 ]

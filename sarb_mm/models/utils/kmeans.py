@@ -1,5 +1,5 @@
 """K-means in torch for the category prototypes (SPEC section 3)."""
-from typing import Optional, Tuple
+from typing import Optional
 
 import torch
 
@@ -72,35 +72,3 @@ def kmeans(points: torch.Tensor,
             assignment[farthest] = empty
             distances[farthest] = 0
     return centers
-
-
-def compute_prototypes(features: torch.Tensor,
-                       class_ids: torch.Tensor,
-                       num_classes: int,
-                       num_prototypes: int,
-                       generator: Optional[torch.Generator] = None
-                       ) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Cluster each class's known-positive features into prototypes.
-
-    Args:
-        features (Tensor): (M, D) category features of known positives.
-        class_ids (Tensor): Long (M,) class of each feature.
-        num_classes (int): C.
-        num_prototypes (int): K prototypes per class.
-        generator (torch.Generator, optional): Seeded generator.
-
-    Returns:
-        tuple[Tensor, Tensor]: Prototypes (C, K, D) (zeros for a class with
-        no feature) and the bool mask (C,) of classes that have them.
-    """
-    dims = features.shape[1]
-    prototypes = features.new_zeros((num_classes, num_prototypes, dims),
-                                    dtype=torch.float32)
-    mask = torch.zeros(num_classes, dtype=torch.bool, device=features.device)
-    for cls in range(num_classes):
-        members = features[class_ids == cls]
-        if members.shape[0] == 0:
-            continue
-        prototypes[cls] = kmeans(members, num_prototypes, generator)
-        mask[cls] = True
-    return prototypes, mask
