@@ -276,3 +276,14 @@ def test_no_word_vectors_learnable(neck):
     neck((x, ))[0].sum().backward()
     assert neck.embeddings.grad is not None
     assert neck.embeddings.grad.abs().sum() > 0
+
+
+def test_hand_written_backward_passes_gradcheck():
+    from sarb_mm.models.necks.semantic_decoupling import _TanhProductScore
+    gen = torch.Generator().manual_seed(0)
+    p = torch.randn(2, 5, 4, dtype=torch.float64, generator=gen)
+    q = torch.randn(3, 4, dtype=torch.float64, generator=gen)
+    v = torch.randn(4, dtype=torch.float64, generator=gen)
+    for tensor in (p, q, v):
+        tensor.requires_grad_()
+    assert torch.autograd.gradcheck(_TanhProductScore.apply, (p, q, v))

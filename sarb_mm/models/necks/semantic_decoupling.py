@@ -9,6 +9,31 @@ from mmengine.model import BaseModule
 from mmpretrain.registry import MODELS
 
 
+class _TanhProductScore(torch.autograd.Function):
+    """``z[b,n,c] = sum_i v_i tanh(p[b,n,i] q[c,i])`` with hand-written
+    backward: autograd would keep several (B, N, C, I) intermediates and
+    reduce them through broadcasting, this keeps one and uses contractions."""
+
+    @staticmethod
+    def forward(ctx, p, q, v):
+        hidden = torch.tanh_(p.unsqueeze(2) * q)  # the one (B, N, C, I) buffer
+        ctx.save_for_backward(p, q, v, hidden)
+        return torch.matmul(hidden, v)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_scores):
+        p, q, v, hidden = ctx.saved_tensors
+        flat = hidden.reshape(-1, hidden.shape[-1])
+        grad_v = flat.T @ grad_scores.reshape(-1)
+        # (g v) * (1 - h^2) in one fused pass.
+        grad_pre = torch.ops.aten.tanh_backward(
+            grad_scores.unsqueeze(-1) * v, hidden)
+        grad_q = (grad_pre * p.unsqueeze(2)).sum((0, 1))
+        grad_p = grad_pre.mul_(q).sum(2)
+        return grad_p, grad_q, grad_v
+
+
 def semantic_attention(proj_features: torch.Tensor,
                        proj_embeddings: torch.Tensor, score_weight: torch.Tensor,
                        score_bias: torch.Tensor) -> torch.Tensor:
@@ -28,10 +53,10 @@ def semantic_attention(proj_features: torch.Tensor,
     Returns:
         Tensor: Attention (B, N, C) in float32, summing to 1 over N.
     """
-    hidden = torch.tanh(proj_features.unsqueeze(2) *
-                        proj_embeddings.unsqueeze(0).unsqueeze(0))
-    scores = torch.matmul(hidden, score_weight.to(hidden.dtype)) + score_bias
-    return scores.float().softmax(dim=1)
+    scores = _TanhProductScore.apply(
+        proj_features, proj_embeddings.to(proj_features.dtype),
+        score_weight.to(proj_features.dtype))
+    return (scores + score_bias).float().softmax(dim=1)
 
 
 def attention_pool(attention: torch.Tensor,
