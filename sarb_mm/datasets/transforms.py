@@ -10,11 +10,14 @@ class CheckedLoadImageFromFile(LoadImageFromFile):
     Decoding an empty, truncated or non-image file fails inside OpenCV with
     a message that does not name the file; here every failure is re-raised
     naming it. Grayscale, CMYK, palette and RGBA images are converted to
-    three colour channels by the decoder, as before. Takes the same
+    three colour channels by the decoder, as before. A result that already
+    holds a decoded ``img`` and no path passes through. Takes the same
     arguments as ``LoadImageFromFile``.
     """
 
     def transform(self, results: dict) -> dict:
+        if 'img_path' not in results and 'img' in results:
+            return results  # decoded already (e.g. mmpretrain's inferencer)
         path = results['img_path']
         try:
             return super().transform(results)

@@ -1,4 +1,5 @@
 """End to end: tools/train.py then tools/test.py on generated demo data."""
+import os
 import os.path as osp
 import pickle
 
@@ -55,6 +56,18 @@ def test_train_then_test(tmp_path, demo_root, config, sarb):
         predictions = pickle.load(f)
     assert len(predictions) == 40
     assert predictions[0]['pred_score'].shape == (12, )
+
+    # mmpretrain's inferencer runs the trained model on an image file.
+    from mmpretrain.apis import ImageClassificationInferencer
+    inferencer = ImageClassificationInferencer(
+        model=osp.join(work_dir, osp.basename(config)),
+        pretrained=osp.join(work_dir, 'epoch_3.pth'),
+        device='cpu')
+    image = osp.join(demo_root, 'val', sorted(os.listdir(
+        osp.join(demo_root, 'val')))[0])
+    result = inferencer(image)[0]
+    assert result['pred_scores'].shape == (12, )
+    assert ((result['pred_scores'] > 0) & (result['pred_scores'] < 1)).all()
 
 
 def test_class_count_mismatch_stops_before_training(tmp_path, demo_root):
