@@ -152,18 +152,22 @@ def main():
     torch.manual_seed(0)
     print(f'device {args.device}, batch {args.batch_size}, '
           f'{args.img_size}px, median of {args.steps} steps')
+    # On CPU the peak is the process's maximum RSS so far: measure the
+    # (smaller) baseline first so that each printed peak is its own.
+    base_step = None
+    if args.baseline:
+        base = build_model(args.baseline, args)
+        base_step, base_peak, where = time_train_steps(base, args)
+        print(f'{args.baseline}: {base_step:.3f} s/step, '
+              f'peak {base_peak:.0f} MiB ({where})')
+        del base
     model = build_model(args.config, args)
     step, peak, where = time_train_steps(model, args)
     print(f'{args.config}: {step:.3f} s/step, peak {peak:.0f} MiB ({where})')
+    if base_step:
+        print(f'step ratio (config / baseline): {step / base_step:.2f}x')
     if args.compare_neck:
         compare_neck(model, args)
-    if args.baseline:
-        del model
-        base = build_model(args.baseline, args)
-        base_step, base_peak, _ = time_train_steps(base, args)
-        print(f'{args.baseline}: {base_step:.3f} s/step, '
-              f'peak {base_peak:.0f} MiB ({where})')
-        print(f'step ratio (config / baseline): {step / base_step:.2f}x')
 
 
 if __name__ == '__main__':
