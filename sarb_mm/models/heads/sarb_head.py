@@ -4,12 +4,15 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from mmpretrain.models.heads import MultiLabelClsHead
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
 from ..utils import (GatedGraphPropagation, draw_prototype_classes,
-                     instance_blend, prototype_blend)
+                     instance_blend, instance_blend_mask, prototype_blend,
+                     prototype_blend_mask)
+from ..utils.graph import masked_rows_linear
 
 
 @MODELS.register_module()
@@ -103,10 +106,32 @@ class SARBHead(MultiLabelClsHead):
         self.prototypes.copy_(prototypes)
         self.prototype_mask.copy_(mask)
 
-    def classify(self, features: torch.Tensor) -> torch.Tensor:
-        """Logits (B, C) of category features (B, C, D)."""
-        nodes = self.graph(features, self.cooccurrence)
-        hidden = torch.tanh(self.fc(torch.cat([nodes, features], dim=-1)))
+    def classify(self,
+                 features: torch.Tensor,
+                 variants: Sequence[Tuple[torch.Tensor, torch.Tensor]] = ()
+                 ) -> torch.Tensor:
+        """Logits of category features (B, C, D) and of blended variants.
+
+        Args:
+            features (Tensor): Category features F (B, C, D).
+            variants: ``(delta, mask)`` pairs for ``F + delta`` with delta
+                zero outside the bool (B, C) mask; they share F's work
+                where the math allows (see ``GatedGraphPropagation``).
+
+        Returns:
+            Tensor: Logits ((1 + len(variants)) * B, C), F's first.
+        """
+        nodes = self.graph(features, self.cooccurrence, variants)
+        width = features.shape[-1]
+        # fc([h; f]) = W_h h + W_f f + b, and W_f (F + delta) = W_f F +
+        # W_f delta with delta nonzero on the masked rows only.
+        own = F.linear(features, self.fc.weight[:, width:])
+        own = torch.cat([own] + [
+            own + masked_rows_linear(delta, mask, self.fc.weight[:, width:])
+            for delta, mask in variants
+        ])
+        hidden = torch.tanh(
+            F.linear(nodes, self.fc.weight[:, :width], self.fc.bias) + own)
         return (hidden * self.class_weight).sum(-1) + self.class_bias
 
     def pre_logits(self, feats: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -126,12 +151,13 @@ class SARBHead(MultiLabelClsHead):
                 "dict(type='PrototypeHook') to custom_hooks.")
         epoch, iter_in_epoch, iters_per_epoch = self.progress
 
-        names, batches, branch_targets = ['loss_cls'], [features], [targets]
+        names, variants, branch_targets = ['loss_cls'], [], [targets]
         if epoch >= self.blend_start_epoch and self.use_ilrb:
             blended, soft = instance_blend(features, targets,
                                            self.alpha.clamp(0, 1))
             names.append('loss_ilrb')
-            batches.append(blended)
+            variants.append((blended - features,
+                             instance_blend_mask(targets)))
             branch_targets.append(soft)
         if (epoch >= self.blend_start_epoch and self.use_plrb
                 and self.has_prototypes):
@@ -141,11 +167,15 @@ class SARBHead(MultiLabelClsHead):
                                             self.prototypes[:, index],
                                             classes, self.beta.clamp(0, 1))
             names.append('loss_plrb')
-            batches.append(blended)
+            variants.append((blended - features,
+                             prototype_blend_mask(classes,
+                                                  self.num_classes)))
             branch_targets.append(soft)
 
-        # One pass over the (up to) 3B stacked copies: same weights.
-        logits = self.classify(torch.cat(batches)).split(features.shape[0])
+        # The (up to) 3B copies go through the same weights in one batch;
+        # the blended ones only differ from F on their masked entries.
+        logits = self.classify(features,
+                               variants).split(features.shape[0])
         weights = dict(
             loss_cls=1.0,
             loss_ilrb=self.ilrb_loss_weight,

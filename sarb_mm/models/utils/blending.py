@@ -22,11 +22,23 @@ def instance_blend(features: torch.Tensor, targets: torch.Tensor,
         tuple[Tensor, Tensor]: Blended features and soft targets.
     """
     partner_features = features.flip(0)
-    mask = (targets == 0) & (targets.flip(0) > 0)
+    mask = instance_blend_mask(targets)
     blended = torch.where(
         mask.unsqueeze(-1), alpha * features + (1 - alpha) * partner_features,
         features)
     return blended, torch.where(mask, 1 - alpha, targets)
+
+
+def instance_blend_mask(targets: torch.Tensor) -> torch.Tensor:
+    """Bool (B, C): unknown here and a known positive in the partner."""
+    return (targets == 0) & (targets.flip(0) > 0)
+
+
+def prototype_blend_mask(classes: torch.Tensor,
+                         num_classes: int) -> torch.Tensor:
+    """Bool (B, C): the drawn class of each image (none for -1)."""
+    class_ids = torch.arange(num_classes, device=classes.device)
+    return class_ids.unsqueeze(0) == classes.unsqueeze(1)
 
 
 def draw_prototype_classes(targets: torch.Tensor,
@@ -74,9 +86,7 @@ def prototype_blend(features: torch.Tensor, targets: torch.Tensor,
     Returns:
         tuple[Tensor, Tensor]: Blended features and soft targets.
     """
-    num_classes = targets.shape[1]
-    class_ids = torch.arange(num_classes, device=targets.device)
-    mask = class_ids.unsqueeze(0) == classes.unsqueeze(1)  # -1 never matches
+    mask = prototype_blend_mask(classes, targets.shape[1])
     blended = torch.where(
         mask.unsqueeze(-1),
         beta * features + (1 - beta) * prototypes.unsqueeze(0).to(
