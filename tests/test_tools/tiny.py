@@ -66,5 +66,8 @@ def read_scalars(work_dir):
         glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')) +
         glob.glob(osp.join(work_dir, '*', '[0-9]*_[0-9]*.json')))
     assert paths, f'no mmengine JSON log under {work_dir}'
+    decoder = json.JSONDecoder()
     with open(paths[-1]) as f:
-        return [json.loads(line) for line in f]
+        # mmengine writes the test log from every rank into the same file,
+        # so a 2-process test log can hold the (identical) record twice.
+        return [decoder.raw_decode(line)[0] for line in f if line.strip()]
