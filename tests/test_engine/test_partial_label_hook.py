@@ -12,7 +12,7 @@ from sarb_mm.engine.hooks import PartialLabelHook
 class _Loop(BaseLoop):
 
     def run(self):
-        pass
+        """Never run: the hook only reads the loop's dataloader."""
 
 
 class _Dataset:
