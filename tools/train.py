@@ -1,17 +1,16 @@
 """Train a sarb_mm model with mmengine's Runner (mmpretrain-compatible)."""
 import argparse
-import os
 import os.path as osp
 
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 
-from sarb_mm.utils.launch import build_runner, teardown_distributed
+from sarb_mm.utils.launch import (add_common_args, build_runner, load_config,
+                                  teardown_distributed)
 
 
 def parse_args():
     parser = argparse.ArgumentParser(description='Train a sarb_mm model')
     parser.add_argument('config', help='train config file path')
-    parser.add_argument('--work-dir', help='the dir to save logs and models')
     parser.add_argument(
         '--resume',
         nargs='?',
@@ -38,35 +37,16 @@ def parse_args():
         '--no-persistent-workers',
         action='store_true',
         help='disable persistent_workers in the dataloaders')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config entries, e.g. '
-        'train_dataloader.dataset.known_ratio=0.5')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
+    add_common_args(parser)
+    return parser.parse_args()
 
 
 def merge_args(cfg: Config, args) -> Config:
-    """Apply the command line to the config."""
+    """Apply the training flags to the config."""
     if args.no_validate:
         cfg.val_cfg = None
         cfg.val_dataloader = None
         cfg.val_evaluator = None
-    cfg.launcher = args.launcher
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir') is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
     if args.amp:
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
@@ -96,9 +76,7 @@ def merge_args(cfg: Config, args) -> Config:
 
 def main():
     args = parse_args()
-    if not osp.isfile(args.config):
-        raise FileNotFoundError(f'Config file {args.config} does not exist.')
-    cfg = merge_args(Config.fromfile(args.config), args)
+    cfg = merge_args(load_config(args), args)
     build_runner(cfg).train()
     teardown_distributed()
 

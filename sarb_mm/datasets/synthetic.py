@@ -436,8 +436,3 @@ def _to_xywh(box, size):
         round(max(0.0, x1 - x0), 2),
         round(max(0.0, y1 - y0), 2)
     ]
-
-
-# Replaced by the team lead with a dataset class that calls
-# ``make_demo_dataset``.
-SyntheticCocoDataset = None

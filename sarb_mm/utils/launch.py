@@ -1,11 +1,49 @@
 """Shared start-up of ``tools/train.py`` and ``tools/test.py``."""
+import argparse
 import os
+import os.path as osp
 
 import torch
 import torch.distributed as torch_dist
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
+
+
+def add_common_args(parser: argparse.ArgumentParser) -> None:
+    """Arguments that train.py and test.py share (mmpretrain's names)."""
+    parser.add_argument('--work-dir', help='the dir to save logs and models')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config entries, e.g. '
+        'train_dataloader.dataset.known_ratio=0.5')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def load_config(args) -> Config:
+    """Read ``args.config`` and apply the shared arguments to it.
+
+    ``--cfg-options`` is not merged here: each tool merges it last, so that
+    it overrides what the tool's own flags set.
+    """
+    if not osp.isfile(args.config):
+        raise FileNotFoundError(f'Config file {args.config} does not exist.')
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(args.config))[0])
+    return cfg
 
 
 def prepare_distributed(cfg: Config) -> None:

@@ -3,30 +3,20 @@ from types import SimpleNamespace
 import torch
 from mmengine.logging import MMLogger
 from mmengine.runner.checkpoint import load_checkpoint, save_checkpoint
-from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
 import sarb_mm  # noqa: F401
 from sarb_mm.engine.hooks import PrototypeHook
 from sarb_mm.models.utils import cooccurrence_matrix, kmeans
+from tests.tiny_sarb import build_tiny_sarb
 
 C = 4
 
 
 
 def tiny_sarb(blend_start_epoch=5, use_plrb=True):
-    return MODELS.build(
-        dict(
-            type='ImageClassifier',
-            backbone=dict(type='ResNet', depth=18, base_channels=4,
-                          stem_channels=4, out_indices=(3, )),
-            neck=dict(type='SemanticDecouplingNeck', num_classes=C,
-                      in_channels=32, feat_channels=8, embed_dims=6,
-                      attn_channels=5),
-            head=dict(type='SARBHead', num_classes=C, in_channels=8,
-                      out_channels=8, num_prototypes=3,
-                      blend_start_epoch=blend_start_epoch,
-                      use_plrb=use_plrb)))
+    return build_tiny_sarb(C, blend_start_epoch=blend_start_epoch,
+                           use_plrb=use_plrb)
 
 
 def fake_runner(model, epoch=0, loader=(), labels=None):

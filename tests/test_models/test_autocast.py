@@ -1,27 +1,17 @@
 """Under autocast (what --amp does) softmax and every loss stay float32."""
 import torch
-from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
 import sarb_mm  # noqa: F401
 from sarb_mm.models.necks.semantic_decoupling import semantic_attention
+from tests.tiny_sarb import build_tiny_sarb
 
 C = 5
 
 
 def _model():
     torch.manual_seed(0)
-    model = MODELS.build(
-        dict(
-            type='ImageClassifier',
-            backbone=dict(type='ResNet', depth=18, base_channels=4,
-                          stem_channels=4, out_indices=(3, )),
-            neck=dict(type='SemanticDecouplingNeck', num_classes=C,
-                      in_channels=32, feat_channels=8, embed_dims=6,
-                      attn_channels=5),
-            head=dict(type='SARBHead', num_classes=C, in_channels=8,
-                      out_channels=8, num_prototypes=2,
-                      blend_start_epoch=0)))
+    model = build_tiny_sarb(C, num_prototypes=2, blend_start_epoch=0)
     head = model.head
     head.cooccurrence.copy_(torch.rand(C, C))
     head.set_prototypes(torch.randn_like(head.prototypes),
