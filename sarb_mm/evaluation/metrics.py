@@ -32,12 +32,13 @@ class InterpolatedMultiLabelMetric(BaseMetric):
         collect_device (str): Device used to collect results across ranks,
             ``'cpu'`` or ``'gpu'``. Defaults to 'cpu'.
         prefix (str, optional): Prefix of the metric names. Defaults to None,
-            meaning ``'multi-label'``.
+            meaning ``'interp-multi-label'`` (mmpretrain's ``AveragePrecision``
+            uses ``'multi-label'`` for a different, non-interpolated mAP).
         collect_dir (str, optional): Directory for collecting results across
             ranks when ``collect_device='cpu'``. Defaults to None.
     """
 
-    default_prefix: Optional[str] = 'multi-label'
+    default_prefix: Optional[str] = 'interp-multi-label'
 
     def __init__(self,
                  thr: float = 0.5,

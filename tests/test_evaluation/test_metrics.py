@@ -94,12 +94,13 @@ def test_metric_evaluate_per_class_and_difficult(warnings_seen):
     # bus without image 1: ranks img2 (pos, .65), img0 (pos, .4) -> AP 1
     # (5/6 with image 1 counted, see test_metric_values)
     # mAP = (1 + 1 + 1) / 3 = 1
-    assert out['multi-label/mAP'] == pytest.approx(100.0)
-    assert out['multi-label/AP_cat'] == pytest.approx(100.0)
-    assert out['multi-label/AP_dog'] == pytest.approx(100.0)
-    assert out['multi-label/AP_bus'] == pytest.approx(100.0)
-    assert np.isnan(out['multi-label/AP_kite'])
-    assert 'multi-label/OP_top2' in out and 'multi-label/OP_top3' not in out
+    assert out['interp-multi-label/mAP'] == pytest.approx(100.0)
+    assert out['interp-multi-label/AP_cat'] == pytest.approx(100.0)
+    assert out['interp-multi-label/AP_dog'] == pytest.approx(100.0)
+    assert out['interp-multi-label/AP_bus'] == pytest.approx(100.0)
+    assert np.isnan(out['interp-multi-label/AP_kite'])
+    assert 'interp-multi-label/OP_top2' in out
+    assert 'interp-multi-label/OP_top3' not in out
     assert any('kite' in m for m in warnings_seen)
     assert metric.results == []
 

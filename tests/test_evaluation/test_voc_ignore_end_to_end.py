@@ -45,7 +45,8 @@ def test_difficult_only_entries_follow_the_mode(tmp_path, mode):
 
     valid = (difficult_only == 0) if mode == 'ignore' else None
     ap = voc_average_precision(scores, labels, valid=valid)
-    assert result['multi-label/mAP'] == pytest.approx(np.nanmean(ap) * 100)
+    assert result['interp-multi-label/mAP'] == pytest.approx(
+        np.nanmean(ap) * 100)
     other = voc_average_precision(
         scores, labels, valid=None if mode == 'ignore' else
         (difficult_only == 0))

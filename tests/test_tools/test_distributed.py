@@ -80,7 +80,7 @@ def test_two_rank_evaluation_equals_single_process(tmp_path, demo_root):
                  checkpoint, '2', '--work-dir', double, '--out',
                  str(tmp_path / 'double.pkl'), '--cfg-options'] + opts)
     one, two = read_scalars(single)[-1], read_scalars(double)[-1]
-    metric_keys = [k for k in one if k.startswith('multi-label/')]
+    metric_keys = [k for k in one if k.startswith('interp-multi-label/')]
     assert len(metric_keys) == 13
     for key in metric_keys:
         assert two[key] == pytest.approx(one[key], abs=1e-9), key

@@ -78,8 +78,8 @@ def test_resume_restores_everything(tmp_path, demo_root, uninterrupted):
     assert full['param_schedulers'] == resumed['param_schedulers']
     metrics_full = read_scalars(uninterrupted)[-1]
     metrics_resumed = read_scalars(work_dir)[-1]
-    assert metrics_full['multi-label/mAP'] == metrics_resumed[
-        'multi-label/mAP']
+    assert metrics_full['interp-multi-label/mAP'] == metrics_resumed[
+        'interp-multi-label/mAP']
 
 
 def test_same_seed_twice_is_identical(tmp_path, demo_root, uninterrupted):

@@ -17,7 +17,8 @@ import subprocess
 import sys
 import time
 
-KEYS = ('multi-label/mAP', 'multi-label/CF1', 'multi-label/OF1')
+KEYS = ('interp-multi-label/mAP', 'interp-multi-label/CF1',
+        'interp-multi-label/OF1')
 
 
 def parse_args():
