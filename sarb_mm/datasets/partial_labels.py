@@ -1,5 +1,7 @@
-"""The partial-label protocol of SPEC section 1 as plain functions."""
+"""The partial-label protocol (see the docs) as plain functions."""
+import hashlib
 import math
+import numbers
 import os.path as osp
 from typing import Optional, Tuple
 
@@ -26,10 +28,46 @@ def validate_known_ratio(known_ratio) -> float:
     return ratio
 
 
+def validate_seed(seed, name: str = 'seed') -> int:
+    """Check that a seed is an integer in [0, 2**32 - 1] and return it.
+
+    The partial-label split is part of the experiment, so ``None`` (a new
+    split in every run and, worse, in every process) is refused.
+
+    Args:
+        seed: The seed to check.
+        name (str): How the error names the parameter.
+
+    Raises:
+        ValueError: If it is None, not an integer (bool included) or out of
+            numpy's seed range.
+    """
+    if seed is None:
+        raise ValueError(
+            f'{name}=None is not allowed: the split of known labels is part '
+            'of the experiment, and None would draw a different one in every '
+            'run and in every process. Give an integer, e.g. 0 (published).')
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise ValueError(f'{name} must be an integer in [0, 2**32 - 1], got '
+                         f'{seed!r} ({type(seed).__name__}).')
+    if not 0 <= int(seed) < 2**32:
+        raise ValueError(
+            f'{name} must be an integer in [0, 2**32 - 1], got {seed}.')
+    return int(seed)
+
+
+def split_fingerprint(partial_labels: np.ndarray) -> str:
+    """SHA-256 of a -1/0/1 matrix (shape and values), as a hex string."""
+    matrix = np.ascontiguousarray(partial_labels, dtype=np.int8)
+    digest = hashlib.sha256(repr(matrix.shape).encode())
+    digest.update(matrix.tobytes())
+    return digest.hexdigest()
+
+
 def make_partial_labels(labels: np.ndarray,
                         known_ratio: float,
                         seed: int = 0) -> np.ndarray:
-    """Hide labels with the published protocol (SPEC section 1).
+    """Hide labels with the published protocol.
 
     ``U = RandomState(seed).random_sample(labels.shape)`` and an entry stays
     known where ``U < known_ratio``. ``U`` does not depend on the ratio, so
@@ -46,6 +84,7 @@ def make_partial_labels(labels: np.ndarray,
         np.ndarray: Matrix of the same shape and dtype with values -1/0/1.
     """
     ratio = validate_known_ratio(known_ratio)
+    seed = validate_seed(seed)
     labels = np.asarray(labels)
     if labels.ndim != 2:
         raise ValueError('labels must be a 2-D (num_images, num_classes) '

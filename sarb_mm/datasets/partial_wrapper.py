@@ -8,7 +8,8 @@ from mmengine.logging import MMLogger
 from mmpretrain.registry import DATASETS
 
 from .partial_labels import (load_partial_labels, make_partial_labels,
-                             validate_known_ratio)
+                             split_fingerprint, validate_known_ratio,
+                             validate_seed)
 
 
 def full_label_matrix(dataset) -> np.ndarray:
@@ -30,7 +31,7 @@ def full_label_matrix(dataset) -> np.ndarray:
 
 @DATASETS.register_module()
 class PartialLabelDataset:
-    """Hide part of a multi-label dataset's labels (SPEC section 1).
+    """Hide part of a multi-label dataset's labels (the published protocol).
 
     Each sample gets ``gt_score``, its -1/0/1 partial-label vector, which
     mmpretrain's ``PackInputs`` puts into the data sample; ``gt_label`` is
@@ -39,7 +40,9 @@ class PartialLabelDataset:
     Args:
         dataset (dict | BaseDataset): The fully labelled dataset.
         known_ratio (float, optional): Proportion of labels kept, in (0, 1].
-        seed (int): Seed of the hiding draw. Defaults to 0 (published).
+        seed (int): Seed of the hiding draw, in [0, 2**32 - 1]. Defaults
+            to 0 (published). None is refused: every run and every process
+            must train on the same, recorded split.
         partial_file (str, optional): A saved (N_img, C) ``.npy`` matrix of
             -1/0/1 used instead of ``known_ratio``.
         lazy_init (bool): Defer loading annotations. Defaults to False.
@@ -59,11 +62,15 @@ class PartialLabelDataset:
         if known_ratio is not None:
             known_ratio = validate_known_ratio(known_ratio)
         self.known_ratio = known_ratio
-        self.seed = seed
+        # A saved split needs no seed.
+        self.seed = (
+            validate_seed(seed, 'PartialLabelDataset seed')
+            if partial_file is None else seed)
         self.partial_file = partial_file
         self.dataset = DATASETS.build(dataset) if isinstance(
             dataset, dict) else dataset
         self.partial_labels: Optional[np.ndarray] = None
+        self.fingerprint: Optional[str] = None
         self._fully_initialized = False
         if not lazy_init:
             self.full_init()
@@ -89,22 +96,28 @@ class PartialLabelDataset:
         if self.partial_file is not None:
             self.partial_labels = load_partial_labels(
                 self.partial_file, full.shape, full_labels=full)
-            source = f'partial_file={self.partial_file}'
         else:
             self.partial_labels = make_partial_labels(full, self.known_ratio,
                                                       self.seed)
-            source = f'known_ratio={self.known_ratio}, seed={self.seed}'
+        self.fingerprint = split_fingerprint(self.partial_labels)
         self._fully_initialized = True
-        self._log_summary(source)
+        self._log_summary()
 
-    def _log_summary(self, source: str) -> None:
+    @property
+    def source(self) -> str:
+        """How the split was made, e.g. ``known_ratio=0.1, seed=0``."""
+        if self.partial_file is not None:
+            return f'partial_file={self.partial_file}'
+        return f'known_ratio={self.known_ratio}, seed={self.seed}'
+
+    def _log_summary(self) -> None:
         known = self.partial_labels != 0
         no_positive = int((~(self.partial_labels > 0).any(axis=1)).sum())
         MMLogger.get_current_instance().info(
-            f'Partial labels ({source}): {len(self.partial_labels)} images x '
-            f'{self.partial_labels.shape[1]} classes, realised known ratio '
-            f'{known.mean():.4f}, {no_positive} images without a known '
-            'positive.')
+            f'Partial labels ({self.source}): {len(self.partial_labels)} '
+            f'images x {self.partial_labels.shape[1]} classes, realised known '
+            f'ratio {known.mean():.4f}, {no_positive} images without a known '
+            f'positive, split fingerprint {self.fingerprint[:12]}.')
 
     def save(self, path: str) -> None:
         """Write the partial-label matrix as ``.npy`` for auditing/reuse."""
@@ -129,7 +142,5 @@ class PartialLabelDataset:
         return len(self.dataset)
 
     def __repr__(self) -> str:
-        source = (f'partial_file={self.partial_file!r}' if self.partial_file
-                  else f'known_ratio={self.known_ratio}, seed={self.seed}')
-        return (f'PartialLabelDataset({source},\n  '
+        return (f'PartialLabelDataset({self.source},\n  '
                 f'dataset={self.dataset!r})')

@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
 
-from sarb_mm.datasets import (load_partial_labels, make_partial_labels,
-                              validate_known_ratio)
+from sarb_mm.datasets import (PartialLabelDataset, load_partial_labels,
+                              make_partial_labels, split_fingerprint,
+                              validate_known_ratio, validate_seed)
 
 
 def _full_labels(seed=3, shape=(50, 7)):
@@ -98,3 +99,44 @@ def test_load_partial_file_missing_and_contradicting(tmp_path):
     np.save(tmp_path / 'flip.npy', -labels)
     with pytest.raises(ValueError, match='disagrees'):
         load_partial_labels(str(tmp_path / 'flip.npy'), (2, 2), labels)
+
+
+@pytest.mark.parametrize('bad, match', [
+    (None, 'None is not allowed'),
+    (-1, r'\[0, 2\*\*32 - 1\], got -1'),
+    (2**32, r'got 4294967296'),
+    (1.5, 'float'),
+    ('3', 'str'),
+    (True, 'bool'),
+])
+def test_bad_seed_names_the_parameter(bad, match):
+    with pytest.raises(ValueError, match=match) as err:
+        make_partial_labels(_full_labels(), 0.5, seed=bad)
+    assert str(err.value).startswith('seed')
+    with pytest.raises(ValueError, match='PartialLabelDataset seed'):
+        PartialLabelDataset(dict(type='CocoMultiLabelDataset'),
+                            known_ratio=0.5, seed=bad, lazy_init=True)
+
+
+def test_numpy_integer_seeds_are_fine():
+    labels = _full_labels()
+    np.testing.assert_array_equal(
+        make_partial_labels(labels, 0.5, seed=np.int64(3)),
+        make_partial_labels(labels, 0.5, seed=3))
+    assert validate_seed(2**32 - 1) == 2**32 - 1
+
+
+def test_split_fingerprint_tells_splits_apart():
+    labels = _full_labels()
+    first = make_partial_labels(labels, 0.5, seed=0)
+    assert split_fingerprint(first) == split_fingerprint(first.copy())
+    # Same values as another dtype: same split, same fingerprint.
+    assert split_fingerprint(first) == split_fingerprint(
+        first.astype(np.float32))
+    assert split_fingerprint(first) != split_fingerprint(
+        make_partial_labels(labels, 0.5, seed=1))
+    assert split_fingerprint(first) != split_fingerprint(
+        make_partial_labels(labels, 0.6, seed=0))
+    # Same bytes, other shape: another split.
+    assert split_fingerprint(first) != split_fingerprint(
+        first.reshape(first.shape[1], first.shape[0]))

@@ -57,3 +57,44 @@ def test_consistent_run_saves_partial_labels(tmp_path):
 def test_class_count_mismatch_is_reported(tmp_path, kwargs, match):
     with pytest.raises(ValueError, match=match):
         PartialLabelHook().before_run(_runner(tmp_path, **kwargs))
+
+
+def test_split_file_of_another_run_is_never_overwritten(tmp_path):
+    runner = _runner(tmp_path, 3)
+    PartialLabelHook().before_run(runner)
+    path = osp.join(tmp_path, 'partial_labels.npy')
+    before = open(path, 'rb').read()
+    # The same split again (e.g. a resume): fine, file untouched.
+    PartialLabelHook().before_run(_runner(tmp_path, 3))
+    other = _runner(tmp_path, 3)
+    other._train_loop.dataloader.dataset.partial_labels = np.array(
+        [[1, 0, 0], [0, 0, 1]], dtype=np.int8)
+    with pytest.raises(ValueError, match='never overwritten') as err:
+        PartialLabelHook().before_run(other)
+    assert path in str(err.value)
+    assert open(path, 'rb').read() == before
+
+
+def test_checkpoint_records_the_split_and_resume_checks_it(tmp_path):
+    hook = PartialLabelHook()
+    runner = _runner(tmp_path, 3)
+    runner._train_loop.dataloader.dataset.source = 'known_ratio=0.1, seed=0'
+    checkpoint = {'meta': {}}
+    hook.before_save_checkpoint(runner, checkpoint)
+    saved = checkpoint['meta']['partial_labels']
+    assert saved['shape'] == [2, 3]
+    assert saved['source'] == 'known_ratio=0.1, seed=0'
+
+    resumed = _runner(tmp_path, 3)
+    resumed._resume = True
+    hook.after_load_checkpoint(resumed, checkpoint)  # same split: fine
+    dataset = resumed._train_loop.dataloader.dataset
+    dataset.partial_labels = np.array([[1, 0, 0], [0, 0, 1]], dtype=np.int8)
+    dataset.source = 'known_ratio=0.5, seed=0'
+    with pytest.raises(ValueError, match='Cannot resume') as err:
+        hook.after_load_checkpoint(resumed, checkpoint)
+    assert 'known_ratio=0.1, seed=0' in str(err.value)
+    assert 'known_ratio=0.5, seed=0' in str(err.value)
+    # Loading weights to fine-tune on another split is not a resume.
+    resumed._resume = False
+    hook.after_load_checkpoint(resumed, checkpoint)

@@ -19,11 +19,13 @@ def tiny_sarb(blend_start_epoch=5, use_plrb=True):
                            use_plrb=use_plrb)
 
 
-def fake_runner(model, epoch=0, loader=(), labels=None):
+def fake_runner(model, epoch=0, loader=(), labels=None, max_epochs=20):
     dataset = SimpleNamespace(partial_labels=labels)
     loader = list(loader)
+    optimizer = torch.optim.Adam(model.parameters())
     return SimpleNamespace(
-        model=model, epoch=epoch,
+        model=model, epoch=epoch, max_epochs=max_epochs,
+        optim_wrapper=SimpleNamespace(optimizer=optimizer),
         train_dataloader=SimpleNamespace(
             dataset=dataset, __iter__=None) if not loader else _Loader(
                 loader, dataset),

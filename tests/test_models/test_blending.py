@@ -184,6 +184,9 @@ def _recompute(head, F, y, epoch, it, iters, seed):
                                      head.beta.clamp(0, 1))
             out['loss_plrb'] = partial_bce(head.classify(Fp), yp)
             out['_classes'] = classes
+        # Idle branches are logged as 0, as in the published logs.
+        out.setdefault('loss_ilrb', torch.zeros(()))
+        out.setdefault('loss_plrb', torch.zeros(()))
         warm = it / iters if epoch == 0 else 1.0
         out['loss_con'] = warm * 0.05 * category_contrastive_loss(F, y)
     return out
@@ -232,7 +235,13 @@ def test_head_loss_before_blend_start():
     head.set_prototypes(*_prototypes())
     losses, _ = _check(head, _features(), TARGETS, epoch=1, it=3, iters=10)
     assert {k for k in losses if k.startswith('loss')} == {
-        'loss_cls', 'loss_con'}
+        'loss_cls', 'loss_ilrb', 'loss_plrb', 'loss_con'}
+    assert losses['loss_ilrb'] == 0 and losses['loss_plrb'] == 0
+    assert head.idle_parameters() == [head.alpha, head.beta]
+    # Not in the graph of the blending terms: nothing reaches alpha / beta
+    # but the zero-weighted use that keeps DDP in step.
+    sum(v for k, v in losses.items() if k.startswith('loss')).backward()
+    assert head.alpha.grad == 0 and head.beta.grad == 0
 
 
 def test_head_contrastive_warmup_epoch0():
@@ -249,7 +258,8 @@ def test_head_contrastive_warmup_epoch0():
 def test_head_plrb_skipped_without_prototypes():
     head = _head()
     losses, _ = _check(head, _features(), TARGETS, epoch=4, it=1, iters=10)
-    assert 'loss_ilrb' in losses and 'loss_plrb' not in losses
+    assert losses['loss_ilrb'] > 0 and losses['loss_plrb'] == 0
+    assert head.idle_parameters() == [head.beta]
 
 
 def test_head_batch_without_known_labels():

@@ -36,7 +36,10 @@ def demo_root(tmp_path_factory):
     return str(tmp_path_factory.mktemp('demo_dist'))
 
 
-def test_two_rank_sarb_training_keeps_ranks_identical(tmp_path, demo_root):
+def test_two_rank_sarb_training(tmp_path, demo_root):
+    """Ranks keep bit-identical parameters and SARB state, alpha / beta wait
+    for blending (values and optimizer state), and each rank draws its own
+    random numbers."""
     config = tmp_path / 'sarb_dump.py'
     config.write_text(
         f"_base_ = '{REPO}/configs/sarb_r18_demo_p10.py'\n"
@@ -48,9 +51,26 @@ def test_two_rank_sarb_training_keeps_ranks_identical(tmp_path, demo_root):
     work_dir = str(tmp_path / 'work')
     _run_script(['tools/dist_train.sh', str(config), '2', '--work-dir',
                  work_dir, '--cfg-options'] +
-                tiny_options(demo_root, epochs=2, num_val=41))
-    states = [torch.load(osp.join(work_dir, f'rank{r}_state.pth'))
-              for r in (0, 1)]
+                tiny_options(demo_root, epochs=2, num_val=41) +
+                ['model.head.blend_start_epoch=1'])
+
+    def state(rank, epoch):
+        return torch.load(
+            osp.join(work_dir, f'rank{rank}_epoch{epoch}.pth'),
+            weights_only=False)
+
+    # Epoch 0 trains without blending: alpha and beta untouched, no state,
+    # although Adam runs with weight decay.
+    for rank in (0, 1):
+        before = state(rank, 1)
+        for name in ('alpha', 'beta'):
+            assert before['params'][f'head.{name}'].item() == 0.5
+            assert not before['has_optimizer_state'][name]
+    states = [state(r, 2) for r in (0, 1)]
+    for name in ('alpha', 'beta'):
+        assert states[0]['params'][f'head.{name}'].item() != 0.5
+        assert states[0]['has_optimizer_state'][name]
+
     buffers = [s['buffers'] for s in states]
     assert buffers[0]['prototype_mask'].any()
     assert buffers[0]['cooccurrence'].abs().sum() > 0
@@ -60,9 +80,21 @@ def test_two_rank_sarb_training_keeps_ranks_identical(tmp_path, demo_root):
     assert params[0].keys() == params[1].keys()
     for name in params[0]:
         assert torch.equal(params[0][name], params[1][name]), name
-    # The steps changed the weights (the comparison is not vacuous).
     scalars = read_scalars(work_dir)
     assert len([s for s in scalars if 'loss' in s]) == 4  # 2 iters x 2
+
+    # Same-position draws agree between ranks only by chance: PLRB's class
+    # (~11 candidates, chance ~9%) and in-process flips (chance 50%).
+    draws = [s['draws'] for s in states]
+    assert len(draws[0]) == len(draws[1]) == 4
+    classes = torch.stack([torch.stack([d['classes'] for d in r])
+                           for r in draws])
+    flips = torch.stack([torch.stack([d['flips'] for d in r])
+                         for r in draws])
+    assert (classes[0] == classes[1]).float().mean() < 0.25
+    assert 0.3 < (flips[0] == flips[1]).float().mean() < 0.7
+    # ... and differ from iteration to iteration within a rank.
+    assert (classes[0, 0] == classes[0, 2]).float().mean() < 0.25
 
 
 def test_two_rank_evaluation_equals_single_process(tmp_path, demo_root):

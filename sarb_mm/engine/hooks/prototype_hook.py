@@ -1,9 +1,11 @@
 """Keeps SARB's data-derived state up to date during training."""
-from typing import Optional, Tuple
+import functools
+from typing import List, Optional, Tuple
 
 import torch
 from mmengine.dist import all_gather, broadcast, is_main_process
 from mmengine.hooks import Hook
+from mmengine.optim import OptimWrapperDict
 from mmengine.utils import ProgressBar
 from mmpretrain.registry import HOOKS
 
@@ -22,12 +24,29 @@ def gather_rows(rows: torch.Tensor) -> torch.Tensor:
     return torch.cat([part[:n] for part, n in zip(parts, counts)])
 
 
+def _optimizers(optim_wrapper) -> List[torch.optim.Optimizer]:
+    wrappers = (
+        optim_wrapper.values()
+        if isinstance(optim_wrapper, OptimWrapperDict) else [optim_wrapper])
+    return [wrapper.optimizer for wrapper in wrappers]
+
+
+def _drop_idle_gradients(head, optimizer, args, kwargs) -> None:
+    """Optimizer step pre-hook: idle parameters have no gradient at all."""
+    for param in head.idle_parameters():
+        param.grad = None
+
+
 @HOOKS.register_module()
 class PrototypeHook(Hook):
     """Co-occurrence, prototypes and training progress for ``SARBHead``.
 
     - Before training: the co-occurrence matrix from the training partial
-      labels (the same on every rank, since every rank holds the matrix).
+      labels (the same on every rank, since every rank holds the matrix),
+      and a step pre-hook on the optimizer that drops the gradients of the
+      head's idle parameters (alpha / beta before their branch runs): the
+      published optimizer skips gradient-less parameters, so weight decay
+      and momentum must not move them (see ``SARBHead.idle_parameters``).
     - Before the epochs ``blend_start_epoch + k * interval`` (and any later
       epoch whose model has no prototypes, e.g. after loading an old
       checkpoint): one no-grad pass in eval mode over the training loader,
@@ -68,6 +87,20 @@ class PrototypeHook(Hook):
         if labels is None:  # a fully labelled dataset: everything known
             labels = full_label_matrix(dataset)
         head.cooccurrence.copy_(cooccurrence_matrix(labels))
+        for handle in getattr(self, '_step_hooks', []):
+            handle.remove()
+        self._step_hooks = [
+            optimizer.register_step_pre_hook(
+                functools.partial(_drop_idle_gradients, head))
+            for optimizer in _optimizers(runner.optim_wrapper)
+        ]
+        if ((head.use_ilrb or head.use_plrb)
+                and head.blend_start_epoch >= runner.max_epochs):
+            runner.logger.warning(
+                f'model.head.blend_start_epoch={head.blend_start_epoch} but '
+                f'training stops after {runner.max_epochs} epochs (epochs '
+                'count from 0): no blending (ILRB / PLRB) will happen in this '
+                'run. Lower blend_start_epoch or raise train_cfg.max_epochs.')
 
     def before_train_epoch(self, runner) -> None:
         head = self._head(runner)

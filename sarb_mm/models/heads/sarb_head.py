@@ -141,6 +141,27 @@ class SARBHead(MultiLabelClsHead):
         """Main-branch logits; the scores are their sigmoid."""
         return self.classify(self.pre_logits(feats))
 
+    def blending_active(self) -> Tuple[bool, bool]:
+        """Whether the ILRB and the PLRB branch run at the current step."""
+        if self.progress is None:
+            return False, False
+        started = self.progress[0] >= self.blend_start_epoch
+        return (started and self.use_ilrb,
+                started and self.use_plrb and self.has_prototypes)
+
+    def idle_parameters(self) -> List[nn.Parameter]:
+        """Parameters that take no part in the current step's loss.
+
+        alpha before ILRB runs, beta before PLRB runs (or with the branch
+        off). The published optimizer skips them because their gradient is
+        missing; ``PrototypeHook`` drops the zero gradient they get here
+        (see :meth:`loss`) right before each optimizer step, so that weight
+        decay and momentum leave them and their state untouched too.
+        """
+        ilrb, plrb = self.blending_active()
+        return [p for p, active in ((self.alpha, ilrb), (self.beta, plrb))
+                if not active]
+
     def loss(self, feats: Sequence[torch.Tensor],
              data_samples: List[DataSample], **kwargs) -> Dict[str, torch.Tensor]:
         features = self.pre_logits(feats)
@@ -150,17 +171,17 @@ class SARBHead(MultiLabelClsHead):
                 'SARBHead does not know the training progress: add '
                 "dict(type='PrototypeHook') to custom_hooks.")
         epoch, iter_in_epoch, iters_per_epoch = self.progress
+        run_ilrb, run_plrb = self.blending_active()
 
         names, variants, branch_targets = ['loss_cls'], [], [targets]
-        if epoch >= self.blend_start_epoch and self.use_ilrb:
+        if run_ilrb:
             blended, soft = instance_blend(features, targets,
                                            self.alpha.clamp(0, 1))
             names.append('loss_ilrb')
             variants.append((blended - features,
                              instance_blend_mask(targets)))
             branch_targets.append(soft)
-        if (epoch >= self.blend_start_epoch and self.use_plrb
-                and self.has_prototypes):
+        if run_plrb:
             index = int(torch.randint(self.num_prototypes, (1, )))
             classes = draw_prototype_classes(targets, self.prototype_mask)
             blended, soft = prototype_blend(features, targets,
@@ -180,16 +201,19 @@ class SARBHead(MultiLabelClsHead):
             loss_cls=1.0,
             loss_ilrb=self.ilrb_loss_weight,
             loss_plrb=self.plrb_loss_weight)
-        losses = {
-            name: weights[name] * self.loss_module(branch_logits, target)
-            for name, branch_logits, target in zip(names, logits,
-                                                   branch_targets)
-        }
-        # alpha / beta take no part before blending starts (or with a branch
-        # off); a zero-weighted use keeps DDP from waiting for their grads
-        # without the cost of find_unused_parameters.
-        losses['loss_cls'] = losses['loss_cls'] + 0.0 * (
-            self.alpha + self.beta)
+        # Every key from the first iteration on (0 while a branch is idle),
+        # as the published logs have them, so log tools find every curve.
+        losses = {name: features.new_zeros(()) for name in weights}
+        for name, branch_logits, target in zip(names, logits,
+                                               branch_targets):
+            losses[name] = weights[name] * self.loss_module(
+                branch_logits, target)
+        idle = self.idle_parameters()
+        if idle:
+            # A zero-weighted use keeps DDP from waiting for their grads
+            # (without find_unused_parameters); the zero gradient is dropped
+            # before the optimizer step (see idle_parameters).
+            losses['loss_cls'] = losses['loss_cls'] + 0.0 * sum(idle)
         if self.contrastive_loss is not None:
             # Warm-up of the published runs during the first epoch.
             warmup = (iter_in_epoch / iters_per_epoch if epoch == 0 else 1.0)
