@@ -4,7 +4,9 @@ import os.path as osp
 
 from mmengine.config import Config
 
+from sarb_mm.utils.errors import InvalidInputError
 from sarb_mm.utils.launch import (add_common_args, build_runner, load_config,
+                                  merge_cfg_options, run_tool,
                                   teardown_distributed)
 
 
@@ -16,8 +18,8 @@ def parse_args():
         nargs='?',
         type=str,
         const='auto',
-        help='resume from this checkpoint, or without a path from the latest '
-        'checkpoint in the work dir')
+        help='resume from this checkpoint, or without a path from the newest '
+        'readable checkpoint in the work dir')
     parser.add_argument(
         '--amp', action='store_true', help='mixed-precision training')
     parser.add_argument(
@@ -55,7 +57,7 @@ def merge_args(cfg: Config, args) -> Config:
         cfg.load_from = None
     elif args.resume is not None:
         if not osp.isfile(args.resume):
-            raise FileNotFoundError(
+            raise InvalidInputError(
                 f'--resume {args.resume}: no such checkpoint file.')
         cfg.resume = True
         cfg.load_from = args.resume
@@ -69,8 +71,7 @@ def merge_args(cfg: Config, args) -> Config:
             loader.pin_memory = False
         if args.no_persistent_workers:
             loader.persistent_workers = False
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
+    merge_cfg_options(cfg, args.cfg_options)
     return cfg
 
 
@@ -82,4 +83,4 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

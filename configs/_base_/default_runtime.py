@@ -1,6 +1,10 @@
 # Registers every sarb_mm component into the mmpretrain registries.
 custom_imports = dict(imports=['sarb_mm'], allow_failed_imports=False)
 default_scope = 'mmpretrain'
+# mmengine's Runner plus start-up config checks, strict checkpoint loading
+# for evaluation / resume, auto-resume past a corrupt newest checkpoint, and
+# auto_scale_lr by the effective batch (gradient accumulation included).
+runner_type = 'CheckedRunner'
 
 default_hooks = dict(
     timer=dict(type='IterTimerHook'),
@@ -11,6 +15,8 @@ default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='VisualizationHook', enable=False),
+    # Stops the run at the first NaN / inf loss, naming the loss terms.
+    finite_loss=dict(type='FiniteLossHook'),
 )
 # PartialLabelHook: class-count check before the first iteration, and the
 # partial-label matrix written to <work_dir>/partial_labels.npy.

@@ -1,13 +1,36 @@
 """Shared start-up of ``tools/train.py`` and ``tools/test.py``."""
 import argparse
+import ast
 import os
 import os.path as osp
+import sys
+from typing import Callable, Optional
 
 import torch
 import torch.distributed as torch_dist
 from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
+
+from .errors import InvalidInputError
+
+
+class CheckedDictAction(DictAction):
+    """mmengine's ``--cfg-options`` parser, with a usage error (not a
+    traceback) for an item that is not ``KEY=VALUE`` or does not parse."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        for item in values:
+            key = item.partition('=')[0]
+            if '=' not in item or not key.strip():
+                parser.error(f'{option_string} {item!r}: expected KEY=VALUE, '
+                             'e.g. train_cfg.max_epochs=20')
+        try:
+            super().__call__(parser, namespace, values, option_string)
+        except (AssertionError, ValueError, SyntaxError) as err:
+            parser.error(f'{option_string}: cannot parse {" ".join(values)!r}'
+                         f' ({err or type(err).__name__}); quote lists and '
+                         "tuples whole, e.g. 'key=[1,2]'.")
 
 
 def add_common_args(parser: argparse.ArgumentParser) -> None:
@@ -16,7 +39,7 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         '--cfg-options',
         nargs='+',
-        action=DictAction,
+        action=CheckedDictAction,
         help='override config entries, e.g. '
         'train_dataloader.dataset.known_ratio=0.5')
     parser.add_argument(
@@ -34,9 +57,17 @@ def load_config(args) -> Config:
     it overrides what the tool's own flags set.
     """
     if not osp.isfile(args.config):
-        raise FileNotFoundError(f'Config file {args.config} does not exist.')
+        raise InvalidInputError(f'Config file {args.config} does not exist.')
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    cfg = Config.fromfile(args.config)
+    try:
+        cfg = Config.fromfile(args.config)
+    except SyntaxError as err:
+        raise InvalidInputError(_syntax_error_message(args.config,
+                                                      err)) from None
+    except FileNotFoundError as err:
+        raise InvalidInputError(
+            f'Config {args.config} refers to a file that does not exist '
+            f'({err.filename or err}); check its _base_ paths.') from None
     cfg.launcher = args.launcher
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
@@ -44,6 +75,65 @@ def load_config(args) -> Config:
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(args.config))[0])
     return cfg
+
+
+def _syntax_error_message(path: str, err: SyntaxError) -> str:
+    """Name the file (the config or one of its bases) and line at fault:
+    mmengine's own message names neither."""
+    located = _find_syntax_error(path, set())
+    if located is not None:
+        where, found = located
+        return (f'Syntax error in config {where}, line {found.lineno}: '
+                f'{found.msg}.')
+    return f'Syntax error in config {path} or its bases: {err}.'
+
+
+def _find_syntax_error(path: str, seen: set):
+    if path in seen or not osp.isfile(path):
+        return None
+    seen.add(path)
+    with open(path, encoding='utf-8') as f:
+        source = f.read()
+    try:
+        tree = ast.parse(source, filename=path)
+    except SyntaxError as err:
+        return path, err
+    for node in tree.body:
+        if (isinstance(node, ast.Assign) and any(
+                getattr(t, 'id', None) == '_base_' for t in node.targets)):
+            try:
+                bases = ast.literal_eval(node.value)
+            except ValueError:
+                return None
+            for base in [bases] if isinstance(bases, str) else bases:
+                found = _find_syntax_error(
+                    osp.join(osp.dirname(path), base), seen)
+                if found is not None:
+                    return found
+    return None
+
+
+def merge_cfg_options(cfg: Config, options: Optional[dict]) -> None:
+    """Apply ``--cfg-options``; a key path that runs through a non-dict is
+    an error naming it."""
+    if not options:
+        return
+    try:
+        cfg.merge_from_dict(options)
+    except (TypeError, KeyError, AttributeError) as err:
+        raise InvalidInputError(
+            f'--cfg-options {options}: cannot apply ({err}). A dotted key '
+            'must follow dicts of the config; list items are addressed by '
+            'index, e.g. custom_hooks.0.interval=2.') from None
+
+
+def run_tool(main: Callable[[], None]) -> None:
+    """Run a tool's ``main``; bad input ends it with its message alone."""
+    try:
+        main()
+    except InvalidInputError as err:
+        print(f'{osp.basename(sys.argv[0])}: error: {err}', file=sys.stderr)
+        sys.exit(2)
 
 
 def prepare_distributed(cfg: Config) -> None:

@@ -2,6 +2,7 @@
 import math
 
 import numpy as np
+import pytest
 import torch
 
 import sarb_mm  # noqa: F401
@@ -192,3 +193,31 @@ def test_cooccurrence_matrix_counts():
         if i != 4:
             assert A[i, i] == 1.0
     assert not torch.allclose(A, A.T)  # conditional, not symmetric
+
+
+@pytest.mark.parametrize('option, value, match', [
+    ('num_prototypes', 0, 'num_prototypes must be an integer >= 1, got 0'),
+    ('num_prototypes', 2.5, 'num_prototypes'),
+    ('num_steps', 0, 'num_steps'),
+    ('blend_start_epoch', -1, 'blend_start_epoch must be an integer >= 0'),
+    ('num_classes', True, 'num_classes'),
+    ('ilrb_loss_weight', float('nan'), 'ilrb_loss_weight'),
+    ('plrb_loss_weight', -1.0, 'plrb_loss_weight'),
+])
+def test_head_arguments_are_checked(option, value, match):
+    from sarb_mm.utils.errors import InvalidInputError
+    cfg = dict(type='SARBHead', num_classes=3, in_channels=8, out_channels=8)
+    cfg[option] = value
+    with pytest.raises(InvalidInputError, match=match):
+        MODELS.build(cfg)
+
+
+@pytest.mark.parametrize('option', ['num_classes', 'feat_channels',
+                                    'embed_dims', 'attn_channels'])
+def test_neck_arguments_are_checked(option):
+    from sarb_mm.utils.errors import InvalidInputError
+    cfg = dict(type='SemanticDecouplingNeck', num_classes=3, in_channels=8,
+               feat_channels=8, embed_dims=4, attn_channels=4)
+    cfg[option] = 0
+    with pytest.raises(InvalidInputError, match=f'neck {option}'):
+        MODELS.build(cfg)

@@ -26,6 +26,9 @@ test_pipeline = [
 train_dataloader = dict(
     batch_size=8,
     num_workers=8,
+    # As the published loader: the last incomplete batch is dropped (every
+    # step sees a full batch for ILRB's pairs and the contrastive term).
+    drop_last=True,
     # Workers restart every epoch and are seeded from (seed, epoch, rank), so
     # augmentations differ between epochs and a resumed run is exact.
     persistent_workers=False,

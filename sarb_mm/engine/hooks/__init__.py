@@ -1,5 +1,8 @@
 from .epoch_seed_hook import EpochSeedHook
+from .finite_loss_hook import FiniteLossHook
 from .partial_label_hook import PartialLabelHook
 from .prototype_hook import PrototypeHook
 
-__all__ = ['EpochSeedHook', 'PartialLabelHook', 'PrototypeHook']
+__all__ = [
+    'EpochSeedHook', 'FiniteLossHook', 'PartialLabelHook', 'PrototypeHook'
+]

@@ -11,6 +11,7 @@ from mmengine.runner import BaseLoop
 from mmpretrain.registry import HOOKS
 
 from sarb_mm.datasets.partial_labels import split_fingerprint
+from sarb_mm.utils.errors import InvalidInputError
 
 SPLIT_FILE = 'partial_labels.npy'
 
@@ -28,7 +29,7 @@ def model_num_classes(model):
         for name in ('neck', 'head')
     }
     if None not in counts.values() and counts['neck'] != counts['head']:
-        raise ValueError(
+        raise InvalidInputError(
             f"model.neck.num_classes={counts['neck']} differs from "
             f"model.head.num_classes={counts['head']}; set both to the "
             "dataset's number of classes.")
@@ -70,7 +71,7 @@ class PartialLabelHook(Hook):
             classes = dataset.metainfo.get('classes')
             if (num_classes is not None and classes is not None
                     and len(classes) != num_classes):
-                raise ValueError(
+                raise InvalidInputError(
                     f'The {name} dataset ({type(dataset).__name__}) has '
                     f'{len(classes)} classes but the model head predicts '
                     f'{num_classes}. Set model.head.num_classes (and the '
@@ -83,7 +84,7 @@ class PartialLabelHook(Hook):
     def _record_split(self, runner, dataset) -> None:
         fingerprints = all_gather_object(_fingerprint(dataset))
         if len(set(fingerprints)) > 1:
-            raise ValueError(
+            raise InvalidInputError(
                 'The ranks hold different training splits (fingerprints '
                 f'{sorted(set(f[:12] for f in fingerprints))}): every process '
                 'must read the same annotations and partial_file, or draw '
@@ -93,7 +94,7 @@ class PartialLabelHook(Hook):
             problem[0] = self._save_or_compare(runner, dataset)
         broadcast_object_list(problem)
         if problem[0] is not None:
-            raise ValueError(problem[0])
+            raise InvalidInputError(problem[0])
 
     @staticmethod
     def _save_or_compare(runner, dataset) -> Optional[str]:
@@ -141,7 +142,7 @@ class PartialLabelHook(Hook):
             return
         current = _fingerprint(dataset)
         if saved['fingerprint'] != current:
-            raise ValueError(
+            raise InvalidInputError(
                 'Cannot resume: the checkpoint was trained on the split '
                 f"{saved['source']} (fingerprint {saved['fingerprint'][:12]})"
                 f', but this run trains on {_source(dataset)} (fingerprint '

@@ -9,6 +9,7 @@ from mmpretrain.models.heads import MultiLabelClsHead
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
+from sarb_mm.utils.validation import check_int, check_weight
 from ..utils import (GatedGraphPropagation, draw_prototype_classes,
                      instance_blend, instance_blend_mask, prototype_blend,
                      prototype_blend_mask)
@@ -61,13 +62,20 @@ class SARBHead(MultiLabelClsHead):
                  thr: float = 0.5,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(loss=loss, thr=thr, init_cfg=init_cfg)
-        self.num_classes = num_classes
-        self.num_prototypes = num_prototypes
-        self.blend_start_epoch = blend_start_epoch
+        self.num_classes = check_int(num_classes, 'SARBHead num_classes')
+        in_channels = check_int(in_channels, 'SARBHead in_channels')
+        out_channels = check_int(out_channels, 'SARBHead out_channels')
+        num_steps = check_int(num_steps, 'SARBHead num_steps')
+        self.num_prototypes = check_int(num_prototypes,
+                                        'SARBHead num_prototypes')
+        self.blend_start_epoch = check_int(
+            blend_start_epoch, 'SARBHead blend_start_epoch', minimum=0)
         self.use_ilrb = use_ilrb
         self.use_plrb = use_plrb
-        self.ilrb_loss_weight = ilrb_loss_weight
-        self.plrb_loss_weight = plrb_loss_weight
+        self.ilrb_loss_weight = check_weight(ilrb_loss_weight,
+                                             'SARBHead ilrb_loss_weight')
+        self.plrb_loss_weight = check_weight(plrb_loss_weight,
+                                             'SARBHead plrb_loss_weight')
         self.contrastive_loss = (
             MODELS.build(contrastive_loss)
             if contrastive_loss is not None else None)

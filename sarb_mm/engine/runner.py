@@ -1,0 +1,123 @@
+"""mmengine's Runner with the checks a partial-label experiment needs."""
+import os
+import tempfile
+
+from mmengine.model import is_model_wrapper
+from mmengine.optim import OptimWrapperDict
+from mmengine.registry import RUNNERS
+from mmengine.runner import BaseLoop, Runner
+from mmengine.runner.checkpoint import _load_checkpoint_to_model
+
+from sarb_mm.utils.errors import InvalidInputError
+from .checkpoints import (check_checkpoint_fits, find_resumable_checkpoint,
+                          read_checkpoint)
+from .config_checks import check_config
+
+
+def check_work_dir(work_dir: str) -> None:
+    """Fail at start, not at the first checkpoint, on an unusable work dir."""
+    try:
+        os.makedirs(work_dir, exist_ok=True)
+        with tempfile.TemporaryFile(dir=work_dir):
+            pass
+    except OSError as err:
+        raise InvalidInputError(
+            f'Cannot write to the work dir {work_dir!r} ({err.strerror}). '
+            'Pass a writable --work-dir (or work_dir in the config).'
+        ) from None
+
+
+# mmengine's root registry: the tools build runners from it before any
+# default scope is set, and mmpretrain's child registry sees its parent.
+@RUNNERS.register_module()
+class CheckedRunner(Runner):
+    """``Runner`` that refuses what would silently give wrong results.
+
+    Set by ``runner_type = 'CheckedRunner'`` (the shipped configs do), so it
+    also serves mmpretrain's tools and mim. On top of mmengine's Runner:
+
+    - the config is checked at start (misspelt keys and hook arguments,
+      seeds) and the work dir must be writable;
+    - evaluating a checkpoint and resuming from one load it strictly:
+      missing, unexpected or reshaped keys and non-finite weights are an
+      error listing them, raised before any weight or optimizer state is
+      loaded (``load_strict = False`` in the config allows a partial load
+      on purpose); an unreadable checkpoint is an error naming the file;
+    - auto-resume (``resume=True`` without ``load_from``) skips an
+      unreadable newest checkpoint (a run killed while saving) with a
+      warning and resumes from the newest readable one; it never starts
+      afresh when checkpoints exist;
+    - ``auto_scale_lr`` scales by the effective batch, world size x batch
+      size x ``accumulative_counts`` (mmengine leaves the accumulation out).
+    """
+
+    @classmethod
+    def from_cfg(cls, cfg) -> 'CheckedRunner':
+        check_config(cfg)
+        check_work_dir(cfg['work_dir'])
+        return super().from_cfg(cfg)
+
+    @property
+    def _evaluating_only(self) -> bool:
+        return not isinstance(self._train_loop, BaseLoop)
+
+    def load_or_resume(self) -> None:
+        if (not self._has_loaded and self._resume
+                and self._load_from is None):
+            # mmengine would take the newest checkpoint even if unreadable.
+            self._load_from = find_resumable_checkpoint(
+                self.work_dir, self.logger)
+            if self._load_from is not None:
+                self.logger.info(f'Auto-resume from {self._load_from}.')
+        super().load_or_resume()
+
+    def load_checkpoint(self,
+                        filename: str,
+                        map_location='cpu',
+                        strict: bool = False,
+                        revise_keys: list = [(r'^module.', '')]):
+        """Read, check, then load a checkpoint (see the class notes)."""
+        checkpoint = read_checkpoint(filename, map_location=map_location)
+        model = self.model.module if is_model_wrapper(
+            self.model) else self.model
+        if ((self._resume or self._evaluating_only)
+                and self.cfg.get('load_strict', True)):
+            check_checkpoint_fits(model, checkpoint, filename)
+            strict = True
+        self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
+        checkpoint = _load_checkpoint_to_model(
+            model, checkpoint, strict, revise_keys=revise_keys)
+        self._has_loaded = True
+        self.logger.info(f'Load checkpoint from {filename}')
+        return checkpoint
+
+    def scale_lr(self, optim_wrapper, auto_scale_lr=None) -> None:
+        """Scale the lr linearly with the effective batch size."""
+        if not (auto_scale_lr and auto_scale_lr.get('enable', False)):
+            return
+        if 'base_batch_size' not in auto_scale_lr:
+            raise InvalidInputError(
+                'auto_scale_lr needs base_batch_size (the total batch the '
+                'configured lr is meant for), e.g. auto_scale_lr = '
+                'dict(base_batch_size=8, enable=True).')
+        wrappers = list(optim_wrapper.values()) if isinstance(
+            optim_wrapper, OptimWrapperDict) else [optim_wrapper]
+        accumulations = {w._accumulative_counts for w in wrappers}
+        if len(accumulations) > 1:
+            raise InvalidInputError(
+                'auto_scale_lr cannot scale optimizers that accumulate '
+                f'gradients over different counts {sorted(accumulations)}.')
+        accumulation = accumulations.pop()
+        loader = self._train_dataloader
+        batch_size = (loader['batch_size'] if isinstance(loader, dict) else
+                      loader.batch_size)
+        effective = self.world_size * batch_size * accumulation
+        ratio = effective / float(auto_scale_lr['base_batch_size'])
+        self.logger.info(
+            f'auto_scale_lr: effective batch {effective} = {self.world_size} '
+            f'process(es) x batch {batch_size} x {accumulation} accumulation '
+            f"step(s), base batch {auto_scale_lr['base_batch_size']}: lr x "
+            f'{ratio:g}.')
+        for wrapper in wrappers:
+            for group in wrapper.optimizer.param_groups:
+                group['lr'] = group['lr'] * ratio

@@ -1,0 +1,114 @@
+"""Checkpoint reading and checking: clear errors, never a partial load."""
+import os
+import time
+from types import SimpleNamespace
+
+import pytest
+import torch
+from mmengine.logging import MMLogger
+from mmengine.optim import OptimWrapper
+
+import sarb_mm  # noqa: F401
+from sarb_mm.engine import CheckedRunner
+from sarb_mm.engine.checkpoints import (check_checkpoint_fits,
+                                        find_resumable_checkpoint,
+                                        read_checkpoint)
+from sarb_mm.utils.errors import InvalidInputError
+from tests.tiny_sarb import build_tiny_sarb
+
+
+def _save(path, model, epoch=1):
+    torch.save(dict(meta=dict(epoch=epoch), state_dict=model.state_dict()),
+               path)
+    return str(path)
+
+
+def test_unreadable_checkpoints_are_named(tmp_path):
+    good = _save(tmp_path / 'good.pth', build_tiny_sarb(3))
+    assert set(read_checkpoint(good)) == {'meta', 'state_dict'}
+    empty = tmp_path / 'empty.pth'
+    empty.write_bytes(b'')
+    truncated = tmp_path / 'truncated.pth'
+    truncated.write_bytes(open(good, 'rb').read()[:2000])
+    text = tmp_path / 'notes.pth'
+    text.write_text('not a checkpoint')
+    for path, match in ((empty, 'is empty'), (truncated, 'truncated'),
+                        (text, 'truncated, corrupt or not'),
+                        (tmp_path / 'nope.pth', 'does not exist')):
+        with pytest.raises(InvalidInputError, match=match) as err:
+            read_checkpoint(str(path))
+        assert str(path) in str(err.value)
+
+
+def test_checkpoint_of_another_model_is_listed(tmp_path):
+    model = build_tiny_sarb(3)
+    other = _save(tmp_path / 'c5.pth', build_tiny_sarb(5))
+    with pytest.raises(InvalidInputError) as err:
+        check_checkpoint_fits(model, read_checkpoint(other), other)
+    message = str(err.value)
+    assert 'c5.pth does not fit' in message
+    assert 'head.class_weight: checkpoint (5, 8) vs model (3, 8)' in message
+    assert 'with another shape' in message
+    with pytest.raises(InvalidInputError, match=r'\d+ key\(s\) missing'):
+        check_checkpoint_fits(model, {'state_dict': {}}, 'empty-state')
+    extra = dict(model.state_dict(), **{'head.extra': torch.zeros(1)})
+    with pytest.raises(InvalidInputError,
+                       match=r'1 key\(s\) unexpected.*\n    head.extra'):
+        check_checkpoint_fits(model, {'state_dict': extra}, 'extra')
+    # DDP's module. prefix is not a mismatch.
+    wrapped = {f'module.{k}': v for k, v in model.state_dict().items()}
+    check_checkpoint_fits(model, {'state_dict': wrapped}, 'ddp')
+
+
+def test_non_finite_weights_are_refused():
+    model = build_tiny_sarb(3)
+    state = model.state_dict()
+    state['head.class_bias'] = state['head.class_bias'].clone()
+    state['head.class_bias'][1] = float('nan')
+    with pytest.raises(InvalidInputError,
+                       match=r"NaN or infinite.*'head.class_bias'"):
+        check_checkpoint_fits(model, {'state_dict': state}, 'nan.pth')
+
+
+def test_auto_resume_skips_a_corrupt_newest_checkpoint(tmp_path):
+    model = build_tiny_sarb(3)
+    first = _save(tmp_path / 'epoch_1.pth', model, 1)
+    time.sleep(0.01)
+    second = _save(tmp_path / 'epoch_2.pth', model, 2)
+    (tmp_path / 'last_checkpoint').write_text(second)
+    logger = MMLogger.get_instance('resume-test')
+    assert find_resumable_checkpoint(str(tmp_path), logger) == second
+    with open(second, 'r+b') as f:
+        f.truncate(1000)  # killed while saving
+    warnings = []
+    logger.warning = warnings.append
+    assert find_resumable_checkpoint(str(tmp_path), logger) == first
+    assert len(warnings) == 1 and 'epoch_2.pth' in warnings[0]
+    with open(first, 'r+b') as f:
+        f.truncate(0)
+    with pytest.raises(InvalidInputError, match='none of the 2'):
+        find_resumable_checkpoint(str(tmp_path), logger)
+    os.remove(first)
+    os.remove(second)
+    os.remove(tmp_path / 'last_checkpoint')
+    assert find_resumable_checkpoint(str(tmp_path), logger) is None
+
+
+@pytest.mark.parametrize('world_size, batch, accumulation, factor', [
+    (1, 8, 1, 1.0), (1, 4, 2, 1.0), (1, 4, 1, 0.5), (2, 4, 2, 2.0),
+    (8, 8, 1, 8.0)])
+def test_auto_scale_lr_uses_the_effective_batch(world_size, batch,
+                                                accumulation, factor):
+    params = [torch.nn.Parameter(torch.zeros(2))]
+    wrapper = OptimWrapper(
+        torch.optim.Adam(params, lr=1e-5), accumulative_counts=accumulation)
+    runner = SimpleNamespace(
+        world_size=world_size, _train_dataloader=dict(batch_size=batch),
+        logger=MMLogger.get_instance('scale-lr-test'))
+    CheckedRunner.scale_lr(runner, wrapper,
+                           dict(base_batch_size=8, enable=True))
+    assert wrapper.optimizer.param_groups[0]['lr'] == pytest.approx(
+        1e-5 * factor)
+    CheckedRunner.scale_lr(runner, wrapper, dict(base_batch_size=8))
+    assert wrapper.optimizer.param_groups[0]['lr'] == pytest.approx(
+        1e-5 * factor)  # not enabled: unchanged
