@@ -2,25 +2,53 @@
 
 Both functions work on whole ``(N, C)`` matrices at once (no Python loop over
 classes or images), so the full COCO test set (40,137 x 80) takes a fraction of
-a second. Inputs may be numpy arrays or torch tensors.
+a second. Inputs may be numpy arrays or torch tensors; scores are computed in
+float64 (or wider), never narrowed.
+
+Neither result depends on the order of the images: tied scores are handled
+as one operating point (see :func:`voc_average_precision`), and the top-k
+selection of :func:`multilabel_prf` breaks ties by class index only.
 """
+import numbers
 from typing import Optional, Tuple
 
 import numpy as np
 
 
 def _to_numpy(x) -> np.ndarray:
-    """Convert a torch tensor (any device) or array-like to a numpy array."""
+    """Convert a torch tensor (any device) or array-like to a numpy array.
+
+    Floating tensors become float64 first: numpy has no bfloat16, and
+    widening is exact, so no two scores can become equal on the way.
+    """
     if hasattr(x, 'detach'):  # torch.Tensor, without importing torch
-        x = x.detach().cpu().numpy()
+        x = x.detach().cpu()
+        if x.is_floating_point():
+            x = x.double()
+        x = x.numpy()
     return np.asarray(x)
+
+
+def _nan_message(name: str, nan: np.ndarray) -> str:
+    """Describe where an ``(N, C)`` NaN mask is set, as a full sentence."""
+    rows = np.flatnonzero(nan.any(axis=1))
+    first_col = int(np.flatnonzero(nan[rows[0]])[0])
+    return (f'`{name}` contains {int(nan.sum())} NaN value(s) in '
+            f'{len(rows)} of {nan.shape[0]} image(s); the first is image '
+            f'(row) {int(rows[0])}, class (column) {first_col}. NaN cannot '
+            'be ranked: check the model outputs (NaN weights or a diverged '
+            'run).')
 
 
 def _check_inputs(scores, labels, valid=None):
     """Return ``(scores, positive, valid)`` as numpy arrays of shape (N, C).
 
+    ``scores`` is float64 (or a wider float type it already had).
+
     Raises:
-        ValueError: If the inputs are not 2-D or their shapes differ.
+        ValueError: If the inputs are not real-valued 2-D arrays of one
+            shape, or ``scores`` / ``labels`` contain NaN. ``+-inf`` scores
+            are allowed and ranked first / last.
     """
     scores = _to_numpy(scores)
     labels = _to_numpy(labels)
@@ -30,6 +58,19 @@ def _check_inputs(scores, labels, valid=None):
     if scores.shape != labels.shape:
         raise ValueError('`scores` and `labels` must have the same shape, '
                          f'got {scores.shape} and {labels.shape}.')
+    for name, array in (('scores', scores), ('labels', labels)):
+        if array.dtype.kind not in 'biuf':
+            raise ValueError(f'`{name}` must hold real numbers, got dtype '
+                             f'{array.dtype}.')
+    scores = scores.astype(
+        np.promote_types(scores.dtype, np.float64), copy=False)
+    nan = np.isnan(scores)
+    if nan.any():
+        raise ValueError(_nan_message('scores', nan))
+    if labels.dtype.kind == 'f':
+        nan = np.isnan(labels)
+        if nan.any():
+            raise ValueError(_nan_message('labels', nan))
     if valid is None:
         valid = np.ones(scores.shape, dtype=bool)
     else:
@@ -39,20 +80,30 @@ def _check_inputs(scores, labels, valid=None):
                              f'{scores.shape}, got {valid.shape}.')
     # -1 (unknown) and 0 are both negatives at test time.
     positive = labels > 0
-    return scores.astype(np.float64), positive, valid
+    return scores, positive, valid
 
 
 def voc_average_precision(scores, labels, valid=None) -> np.ndarray:
     """Per-class PASCAL VOC 2010+ all-point interpolated average precision.
 
-    For each class, all images are ranked by score (descending; ties keep the
-    original image order, i.e. a stable sort), and with cumulative TP/FP
-    counts recall = TP / #positives and precision = TP / (TP + FP). Precision
-    is made non-increasing from the right and AP is the sum, over the ranks
-    where recall increases, of the recall step times the precision there.
+    For each class, the distinct score values are the operating points
+    (thresholds), from the highest down: at each, TP and FP count every
+    (valid) image whose score is ``>=`` that value, recall is
+    TP / #positives and precision TP / (TP + FP). Precision is made
+    non-increasing from the right over these points, and AP is the sum over
+    the points of (the recall gained at that point) x (its interpolated
+    precision).
+
+    Tied scores are therefore one operating point, as in scikit-learn's
+    ``precision_recall_curve``: the images of a tie enter the ranking
+    together, so the result does not depend on the order of the images.
+    Without ties this is the usual ranking-based definition exactly. The
+    ranking comes from comparing scores, so ``+inf`` ranks first and
+    ``-inf`` last (tied with each other like any equal scores).
 
     Args:
-        scores (np.ndarray | torch.Tensor): Scores of shape (N, C).
+        scores (np.ndarray | torch.Tensor): Scores of shape (N, C). NaN is
+            an error.
         labels (np.ndarray | torch.Tensor): Labels of shape (N, C). Entries
             ``> 0`` are positives, everything else (0, -1, ...) negatives.
         valid (np.ndarray | torch.Tensor, optional): Bool mask of shape
@@ -63,26 +114,51 @@ def voc_average_precision(scores, labels, valid=None) -> np.ndarray:
     Returns:
         np.ndarray: AP of each class, shape (C,), in [0, 1]. A class without
         any (valid) positive gets NaN.
+
+    Raises:
+        ValueError: If the shapes differ or ``scores`` contains NaN.
     """
     scores, positive, valid = _check_inputs(scores, labels, valid)
 
-    order = np.argsort(-scores, axis=0, kind='stable')
-    is_tp = np.take_along_axis(positive & valid, order, axis=0)
-    is_fp = np.take_along_axis(~positive & valid, order, axis=0)
-    tp = np.cumsum(is_tp, axis=0, dtype=np.float64)
-    fp = np.cumsum(is_fp, axis=0, dtype=np.float64)
-    num_pos = tp[-1] if len(tp) else np.zeros(scores.shape[1])
+    # Class-major rows: sorting and scanning along contiguous memory is
+    # several times faster than along axis 0 of the (N, C) matrix. The sort
+    # need not be stable: tied images form one operating point below.
+    scores = np.ascontiguousarray(scores.T)
+    order = np.argsort(-scores, axis=1)
+    sorted_scores = np.take_along_axis(scores, order, axis=1)
+    # One gather of a small code (0 ignored, 1 TP, 2 FP) instead of one per
+    # boolean mask; the cumulative counts stay exact integers.
+    code = valid.astype(np.int8) * (2 - positive.astype(np.int8))
+    code = np.take_along_axis(np.ascontiguousarray(code.T), order, axis=1)
+    tp = np.cumsum(code == 1, axis=1, dtype=np.int64)
+    counted = np.cumsum(code != 0, axis=1, dtype=np.int64)
+    num_pos = tp[:, -1] if tp.shape[1] else np.zeros(scores.shape[0])
 
-    # Invalid entries repeat the previous (TP, FP) pair, so they add neither a
-    # new recall step nor a new precision value; leading invalid rows with
-    # TP + FP = 0 get precision 0, which cannot raise the running maximum.
-    precision = tp / np.maximum(tp + fp, 1.0)
+    # Only the last rank of each tie group is an operating point. Other
+    # ranks get precision 0, which cannot raise the running maximum taken
+    # from the right; after it, every rank of a group carries the group's
+    # interpolated precision. Invalid entries repeat the previous (TP, FP)
+    # pair, adding no recall and no new precision value; leading invalid
+    # ranks with nothing counted yet also get 0.
+    group_end = np.ones(sorted_scores.shape, dtype=bool)
+    group_end[:, :-1] = sorted_scores[:, 1:] != sorted_scores[:, :-1]
+    precision = np.zeros(tp.shape)
+    np.divide(tp, np.maximum(counted, 1), out=precision, where=group_end)
     precision = np.flip(
-        np.maximum.accumulate(np.flip(precision, axis=0), axis=0), axis=0)
+        np.maximum.accumulate(np.flip(precision, axis=1), axis=1), axis=1)
 
-    # Recall rises by exactly 1 / #pos at each true positive.
+    # AP = sum over groups of (TP gained) x (interpolated precision) / #pos,
+    # summed by parts as sum_i tp_i * (p_i - p_{i+1}) with p_N = 0: one
+    # pass instead of finding each group's start. p is constant within a
+    # group, so only group ends contribute, and there neither tp nor p
+    # depends on the order of the images: the sum is bit-identical for any
+    # image order.
+    drop = np.empty_like(precision)
+    np.subtract(precision[:, :-1], precision[:, 1:], out=drop[:, :-1])
+    drop[:, -1:] = precision[:, -1:]
+    drop *= tp
     with np.errstate(invalid='ignore', divide='ignore'):
-        ap = (precision * is_tp).sum(axis=0) / num_pos
+        ap = drop.sum(axis=1) / num_pos
     ap[num_pos == 0] = np.nan
     return ap
 
@@ -98,6 +174,33 @@ def _f1(p: float, r: float) -> float:
     return float(_safe_div(2 * p * r, p + r))
 
 
+def topk_mask(scores: np.ndarray, k: int) -> np.ndarray:
+    """Mark each row's ``k`` highest scores, ties broken by column index.
+
+    Equivalent to taking the first ``k`` columns of a stable descending
+    sort of each row, but linear in the row length. Each row is handled on
+    its own, so the result does not depend on the order of the rows.
+
+    Args:
+        scores (np.ndarray): Real scores of shape (N, C) without NaN.
+        k (int): How many entries to mark per row, ``1 <= k``.
+
+    Returns:
+        np.ndarray: Bool mask of shape (N, C) with ``min(k, C)`` entries set
+        in every row.
+    """
+    num_cols = scores.shape[1]
+    if k >= num_cols:
+        return np.ones(scores.shape, dtype=bool)
+    # The k-th largest score of each row; everything above it is in, and
+    # the lowest-indexed entries equal to it fill the remaining slots.
+    kth = -np.partition(-scores, k - 1, axis=1)[:, k - 1:k]
+    above = scores > kth
+    at_kth = scores == kth
+    slots = k - above.sum(axis=1, keepdims=True)
+    return above | (at_kth & (np.cumsum(at_kth, axis=1) <= slots))
+
+
 def multilabel_prf(scores,
                    labels,
                    thr: float = 0.0,
@@ -107,7 +210,8 @@ def multilabel_prf(scores,
 
     A class is predicted for an image when its score is ``>= thr``; with
     ``topk=k`` it must also be among that image's ``k`` highest scores (ties
-    broken by class index, lower first).
+    broken by class index, lower first). Every image is judged on its own
+    scores, so the result does not depend on the order of the images.
 
     Conventions for empty denominators (all give 0, never NaN):
 
@@ -118,7 +222,8 @@ def multilabel_prf(scores,
     - OP, OR, OF1, CF1 with a zero denominator are 0.
 
     Args:
-        scores (np.ndarray | torch.Tensor): Scores of shape (N, C).
+        scores (np.ndarray | torch.Tensor): Scores of shape (N, C). NaN is
+            an error; ``+-inf`` is allowed.
         labels (np.ndarray | torch.Tensor): Labels of shape (N, C); entries
             ``> 0`` are positives.
         thr (float): Score threshold. Use 0 for logits, 0.5 for sigmoid
@@ -134,17 +239,23 @@ def multilabel_prf(scores,
         tuple[float]: ``(OP, OR, OF1, CP, CR, CF1)``, each in [0, 1]. CF1 is
         the F1 of CP and CR (as the published code computes it), not the
         mean of per-class F1.
+
+    Raises:
+        ValueError: If the shapes differ, ``scores`` contains NaN, ``thr``
+            is NaN or ``topk`` is not a positive integer.
     """
+    if topk is not None and (isinstance(topk, bool)
+                             or not isinstance(topk, numbers.Integral)
+                             or topk < 1):
+        raise ValueError(
+            f'`topk` must be None or a positive integer, got {topk!r}.')
+    if not isinstance(thr, numbers.Real) or np.isnan(thr):
+        raise ValueError(f'`thr` must be a real number, got {thr!r}.')
     scores, positive, valid = _check_inputs(scores, labels, valid)
 
     predicted = scores >= thr
-    if topk is not None and topk < scores.shape[1]:
-        if topk < 1:
-            raise ValueError(f'`topk` must be a positive integer, got {topk}.')
-        top = np.argsort(-scores, axis=1, kind='stable')[:, :topk]
-        eligible = np.zeros_like(predicted)
-        np.put_along_axis(eligible, top, True, axis=1)
-        predicted &= eligible
+    if topk is not None:
+        predicted &= topk_mask(scores, int(topk))
 
     predicted &= valid
     positive = positive & valid

@@ -1,4 +1,7 @@
 """Multi-label metric matching the published SARB evaluation protocol."""
+import numbers
+from collections import Counter
+from collections.abc import Mapping
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
@@ -20,15 +23,39 @@ class InterpolatedMultiLabelMetric(BaseMetric):
     the PASCAL VOC 2010+ all-point interpolated AP that the published numbers
     report. All values are returned x 100.
 
+    Scores stay in float64 from the head through :meth:`process`, the
+    collection across ranks (pickled as they are, with either
+    ``collect_device``) and :meth:`compute_metrics`: in float32 the sigmoid
+    is exactly 1.0 from a logit of about 16.6 on, which would tie confident
+    images.
+
+    Tied scores are one operating point of the precision/recall curve, as
+    in scikit-learn's ``precision_recall_curve``: TP and FP are counted after
+    the whole tie group, and the group's recall gain is weighted by its
+    interpolated precision (see
+    :func:`~sarb_mm.evaluation.voc_average_precision`). The top-k selection
+    breaks ties by class index. So no metric depends on the order of the
+    images. ``+-inf`` scores are ranked first / last.
+
+    Every sample is checked in :meth:`process`, and a bad one raises a
+    ``ValueError`` that names it (by ``sample_idx`` when its metainfo has
+    one): missing ``pred_score`` / ``gt_label``, a ``pred_score`` that is not
+    1-D, holds NaN, or whose width differs from the earlier samples, the
+    ``num_classes`` of the sample or the ``classes`` of ``dataset_meta``;
+    class indices that are negative (such as -1 for "unknown") or out of
+    range; a multi-hot vector given as ``gt_label``. Evaluating no sample at
+    all is an error too.
+
     Args:
         thr (float): Threshold on ``pred_score``. Scores are sigmoid
             probabilities, so 0.5 is the same as logit >= 0. Defaults to 0.5.
         topk (int, optional): Also report the P/R/F1 metrics with only each
             image's ``topk`` highest-scoring classes eligible, under keys
             suffixed ``_top{topk}``. None disables them. Defaults to 3.
-        per_class (bool): Also report ``AP_<classname>`` for every class
-            (class index when ``dataset_meta`` has no ``classes``).
-            Defaults to False.
+        per_class (bool): Also report the AP of every class under
+            ``AP_<classname>`` (class index when ``dataset_meta`` has no
+            ``classes``). Classes that share a name get ``AP_<name>[<index>]``
+            instead, with a warning. Defaults to False.
         collect_device (str): Device used to collect results across ranks,
             ``'cpu'`` or ``'gpu'``. Defaults to 'cpu'.
         prefix (str, optional): Prefix of the metric names. Defaults to None,
@@ -51,14 +78,28 @@ class InterpolatedMultiLabelMetric(BaseMetric):
             collect_device=collect_device,
             prefix=prefix,
             collect_dir=collect_dir)
-        if topk is not None and topk < 1:
-            raise ValueError(f'`topk` must be None or >= 1, got {topk}.')
-        self.thr = thr
-        self.topk = topk
+        if topk is not None and (isinstance(topk, bool)
+                                 or not isinstance(topk, numbers.Integral)
+                                 or topk < 1):
+            raise ValueError('InterpolatedMultiLabelMetric: `topk` must be '
+                             f'None or an integer >= 1, got {topk!r}.')
+        if (isinstance(thr, bool) or not isinstance(thr, numbers.Real)
+                or np.isnan(thr)):
+            raise ValueError('InterpolatedMultiLabelMetric: `thr` must be a '
+                             f'real number, got {thr!r}.')
+        if not isinstance(per_class, bool):
+            raise ValueError('InterpolatedMultiLabelMetric: `per_class` must '
+                             f'be True or False, got {per_class!r}.')
+        self.thr = float(thr)
+        self.topk = None if topk is None else int(topk)
         self.per_class = per_class
+        # Width of the first pred_score since the last evaluate(); every
+        # later sample must match it.
+        self._num_classes: Optional[int] = None
+        self._num_seen = 0
 
     def process(self, data_batch, data_samples: Sequence[dict]) -> None:
-        """Store each sample's scores, one-hot labels and validity mask.
+        """Check and store each sample's scores, labels and validity mask.
 
         One result per sample keeps ``collect_results`` able to drop the
         samples that the distributed sampler padded.
@@ -69,28 +110,62 @@ class InterpolatedMultiLabelMetric(BaseMetric):
                 ``pred_score`` (C,), ``gt_label`` (indices of positives) and
                 optionally ``gt_label_difficult`` (indices to leave out of
                 that class's evaluation unless also in ``gt_label``).
+
+        Raises:
+            ValueError: If a sample is malformed (see the class docstring);
+                the message names the sample.
         """
+        checked, entries = [], []
         for sample in data_samples:
             if isinstance(sample, BaseDataElement):
                 sample = sample.to_dict()
-            score = _to_numpy(sample['pred_score']).astype(np.float32)
-            num_classes = score.shape[-1]
+            if not isinstance(sample, Mapping):
+                raise ValueError(
+                    'InterpolatedMultiLabelMetric: each data sample must be '
+                    'a DataSample or a dict with pred_score and gt_label, '
+                    f'got {type(sample).__name__}.')
+            where = self._describe(sample, self._num_seen)
+            self._num_seen += 1
+            score = self._check_score(sample, where)
+            num_classes = score.shape[0]
             label = np.zeros(num_classes, dtype=bool)
-            label[self._indices(sample['gt_label'])] = True
+            label[self._check_indices(sample, 'gt_label', num_classes,
+                                      where)] = True
             valid = np.ones(num_classes, dtype=bool)
-            difficult = sample.get('gt_label_difficult')
-            if difficult is not None:
-                valid[self._indices(difficult)] = False
+            if sample.get('gt_label_difficult') is not None:
+                valid[self._check_indices(sample, 'gt_label_difficult',
+                                          num_classes, where)] = False
                 # As in the VOC devkit, an image with a non-difficult object
                 # of the class stays a positive even if it also has a
                 # difficult one; only "difficult-only" entries are ignored.
                 valid |= label
-            self.results.append(
-                dict(pred_score=score, gt_label=label, valid=valid))
+            checked.append((where, score))
+            entries.append(dict(pred_score=score, gt_label=label, valid=valid))
+        # A batch is stored whole or not at all.
+        self._check_nan(checked)
+        self.results.extend(entries)
 
-    @staticmethod
-    def _indices(value) -> np.ndarray:
-        return _to_numpy(value).astype(np.int64).reshape(-1)
+    def evaluate(self, size: int) -> dict:
+        """Collect the results of all ranks and compute the metrics.
+
+        Args:
+            size (int): Length of the whole evaluated dataset.
+
+        Returns:
+            dict[str, float]: The metrics, keys prefixed.
+
+        Raises:
+            ValueError: If ``size`` is 0 or no sample was processed.
+        """
+        try:
+            # Every rank sees the same size, so all of them stop here
+            # together instead of leaving the others waiting.
+            if size == 0:
+                raise ValueError(self._empty_message())
+            return super().evaluate(size)
+        finally:
+            self._num_classes = None
+            self._num_seen = 0
 
     def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
         """Compute mAP and the P/R/F1 metrics over all collected samples.
@@ -100,7 +175,21 @@ class InterpolatedMultiLabelMetric(BaseMetric):
 
         Returns:
             dict[str, float]: Metric values x 100.
+
+        Raises:
+            ValueError: If ``results`` is empty or the samples (possibly
+                from different ranks) have different numbers of classes.
         """
+        if not results:
+            raise ValueError(self._empty_message())
+        widths = Counter(r['pred_score'].shape[0] for r in results)
+        if len(widths) > 1:
+            raise ValueError(
+                'InterpolatedMultiLabelMetric: the collected samples have '
+                'pred_score of different widths (number of samples per '
+                f'width: {dict(widths)}); every sample must have one score '
+                'per class of the dataset.')
+        # float64 all along: np.stack keeps the dtype process() stored.
         scores = np.stack([r['pred_score'] for r in results])
         labels = np.stack([r['gt_label'] for r in results])
         valid = np.stack([r['valid'] for r in results])
@@ -124,8 +213,8 @@ class InterpolatedMultiLabelMetric(BaseMetric):
                 self._prf(scores, labels, valid, self.topk,
                           f'_top{self.topk}'))
         if self.per_class:
-            for name, value in zip(names, ap):
-                metrics[f'AP_{name}'] = float(value * 100)
+            for key, value in zip(self._per_class_keys(names), ap):
+                metrics[key] = float(value * 100)
         return metrics
 
     def _prf(self, scores, labels, valid, topk, suffix) -> Dict[str, float]:
@@ -136,8 +225,170 @@ class InterpolatedMultiLabelMetric(BaseMetric):
             for name, v in zip(_PRF_NAMES, values)
         }
 
-    def _class_names(self, num_classes: int) -> List[str]:
+    def _meta_classes(self) -> Optional[List[str]]:
         classes = (self.dataset_meta or {}).get('classes')
-        if classes is not None and len(classes) == num_classes:
-            return [str(c) for c in classes]
-        return [str(i) for i in range(num_classes)]
+        return None if classes is None else [str(c) for c in classes]
+
+    def _class_names(self, num_classes: int) -> List[str]:
+        classes = self._meta_classes()
+        if classes is None:
+            return [str(i) for i in range(num_classes)]
+        if len(classes) != num_classes:
+            raise ValueError(
+                self._width_vs_meta('pred_score', num_classes, len(classes)))
+        return classes
+
+    @staticmethod
+    def _per_class_keys(names: List[str]) -> List[str]:
+        """``AP_<name>``, with ``[<index>]`` added to names used twice."""
+        counts = Counter(names)
+        duplicated = sorted(n for n, k in counts.items() if k > 1)
+        if duplicated:
+            MMLogger.get_current_instance().warning(
+                'InterpolatedMultiLabelMetric: several classes share the '
+                f'name(s) {duplicated}; their per-class AP is reported as '
+                'AP_<name>[<class index>].')
+        keys = [
+            f'AP_{name}[{i}]' if counts[name] > 1 else f'AP_{name}'
+            for i, name in enumerate(names)
+        ]
+        if len(set(keys)) != len(keys):
+            # Only if a class is literally named like "dog[3]".
+            raise ValueError(
+                'InterpolatedMultiLabelMetric: the per-class AP keys are '
+                f'ambiguous for the class names {names}; give the classes '
+                'distinct names or set per_class=False.')
+        return keys
+
+    @staticmethod
+    def _describe(sample: dict, position: int) -> str:
+        """Name a sample in error messages, e.g. "the sample with
+        sample_idx=12 (img_path='a.jpg')"."""
+        idx, path = sample.get('sample_idx'), sample.get('img_path')
+        if idx is not None and path is not None:
+            return f'the sample with sample_idx={idx} (img_path={path!r})'
+        if idx is not None:
+            return f'the sample with sample_idx={idx}'
+        if path is not None:
+            return f'the sample with img_path={path!r}'
+        return (f'sample #{position} of this process (counted from 0; it '
+                'has no sample_idx)')
+
+    def _check_score(self, sample: dict, where: str) -> np.ndarray:
+        if sample.get('pred_score') is None:
+            raise ValueError(
+                f'InterpolatedMultiLabelMetric: {where} has no pred_score. '
+                'The model must output one score per class (mmpretrain '
+                'heads set it with DataSample.set_pred_score).')
+        score = _to_numpy(sample['pred_score'])
+        if score.dtype.kind not in 'iuf':
+            raise ValueError(
+                f'InterpolatedMultiLabelMetric: pred_score of {where} must '
+                f'hold real numbers, got dtype {score.dtype}.')
+        if score.ndim != 1 or score.shape[0] == 0:
+            raise ValueError(
+                f'InterpolatedMultiLabelMetric: pred_score of {where} must '
+                'be a 1-D array with one score per class, got shape '
+                f'{score.shape}.')
+        # Never narrow: float32 would tie sigmoid scores near 1.
+        score = score.astype(np.promote_types(score.dtype, np.float64))
+        width = score.shape[0]
+        if self._num_classes is None:
+            self._num_classes = width
+        elif width != self._num_classes:
+            raise ValueError(
+                f'InterpolatedMultiLabelMetric: pred_score of {where} has '
+                f'{width} scores, but the earlier samples had '
+                f'{self._num_classes}. Every sample needs one score per '
+                'class of the dataset.')
+        declared = sample.get('num_classes')
+        if declared is not None and int(declared) != width:
+            raise ValueError(
+                f'InterpolatedMultiLabelMetric: pred_score of {where} has '
+                f'{width} scores, but the sample declares num_classes='
+                f'{int(declared)}: the model head and the dataset disagree '
+                'on the number of classes.')
+        classes = self._meta_classes()
+        if classes is not None and len(classes) != width:
+            raise ValueError(
+                self._width_vs_meta(f'pred_score of {where}', width,
+                                    len(classes)))
+        return score
+
+    @staticmethod
+    def _width_vs_meta(subject: str, width: int, num_meta: int) -> str:
+        return (f'InterpolatedMultiLabelMetric: {subject} has {width} '
+                f'scores, but the dataset_meta lists {num_meta} classes: '
+                'the model head and the dataset disagree on the number of '
+                'classes (check num_classes in the model config).')
+
+    @staticmethod
+    def _check_indices(sample: dict, key: str, num_classes: int,
+                       where: str) -> np.ndarray:
+        """Return ``sample[key]`` as int64 class indices in [0, C)."""
+        if sample.get(key) is None:
+            raise ValueError(
+                f'InterpolatedMultiLabelMetric: {where} has no {key}. The '
+                'evaluated dataset must provide the labels (DataSample.'
+                'set_gt_label with the indices of the positive classes).')
+        value = _to_numpy(sample[key])
+        if value.ndim > 1:
+            raise ValueError(
+                f'InterpolatedMultiLabelMetric: {key} of {where} must be a '
+                'class index or a 1-D list of class indices, got shape '
+                f'{value.shape}.')
+        value = value.reshape(-1)
+        if value.size == 0:
+            return value.astype(np.int64)
+        if value.dtype.kind not in 'iu':
+            raise ValueError(
+                f'InterpolatedMultiLabelMetric: {key} of {where} must hold '
+                f'integer class indices, got dtype {value.dtype}. A 0/1 (or '
+                'bool) vector over the classes is not an index list; '
+                'convert it with np.flatnonzero.')
+        if (value.size == num_classes and num_classes > 2
+                and np.isin(value, (0, 1)).all()):
+            raise ValueError(
+                f'InterpolatedMultiLabelMetric: {key} of {where} looks like '
+                f'a 0/1 vector over the {num_classes} classes ({value.size} '
+                'entries, all 0 or 1), not a list of class indices; convert '
+                'it with np.flatnonzero (one-hot scores belong in '
+                'gt_score).')
+        bad = value[(value < 0) | (value >= num_classes)]
+        if bad.size:
+            negative = ''
+            if (bad < 0).any():
+                negative = (' -1 means "unknown" only in the partial labels '
+                            'of training (gt_score); used as an index it '
+                            'would silently mark the last class positive.')
+            raise ValueError(
+                f'InterpolatedMultiLabelMetric: {key} of {where} has class '
+                f'index(es) {sorted(set(bad.tolist()))} outside [0, '
+                f'{num_classes - 1}] (pred_score has {num_classes} classes).'
+                + negative)
+        return value.astype(np.int64)
+
+    @staticmethod
+    def _check_nan(checked) -> None:
+        """Refuse a batch with NaN scores, saying how many and where."""
+        counts = [int(np.isnan(score).sum()) for _, score in checked]
+        bad = [i for i, n in enumerate(counts) if n]
+        if not bad:
+            return
+        where, score = checked[bad[0]]
+        raise ValueError(
+            f'InterpolatedMultiLabelMetric: pred_score of {where} has '
+            f'{counts[bad[0]]} NaN value(s) out of {score.shape[0]} '
+            f'classes; in this batch {len(bad)} of {len(checked)} sample(s) '
+            f'have NaN scores, {sum(counts)} values in all. NaN cannot be '
+            'ranked: the model produced NaN (check the checkpoint weights '
+            'for NaN/inf, or the run for divergence). +-inf scores are '
+            'allowed and ranked first / last.')
+
+    @staticmethod
+    def _empty_message() -> str:
+        return ('InterpolatedMultiLabelMetric: no sample was evaluated, so '
+                'there is nothing to compute metrics on. Check that the '
+                'val/test dataset is not empty (its annotation file, split '
+                'and data_root) and that the evaluation loop passes the '
+                "model's data samples to the metric.")

@@ -8,7 +8,8 @@ import time
 
 import numpy as np
 
-from sarb_mm.evaluation import multilabel_prf, voc_average_precision
+from sarb_mm.evaluation import (InterpolatedMultiLabelMetric, multilabel_prf,
+                                voc_average_precision)
 
 
 def parse_args():
@@ -34,9 +35,17 @@ def main():
     args = parse_args()
     rng = np.random.default_rng(args.seed)
     shape = (args.num_images, args.num_classes)
-    # float32 like real sigmoid outputs; rounding to 1e-3 adds many ties.
-    scores = np.round(rng.random(shape, dtype=np.float32), 3)
+    # float64 like the head's sigmoid outputs; rounding to 1e-3 adds many
+    # ties, the slow case of the tie handling.
+    scores = np.round(rng.random(shape), 3)
     labels = (rng.random(shape) < 0.04).astype(np.int64)
+
+    # What the metric holds after process(): one float64 row per image.
+    metric = InterpolatedMultiLabelMetric(thr=0.5, topk=3)
+    results = [
+        dict(pred_score=s, gt_label=g > 0, valid=np.ones_like(g, bool))
+        for s, g in zip(scores, labels)
+    ]
 
     cases = {
         'voc_average_precision': lambda: voc_average_precision(scores, labels),
@@ -44,6 +53,8 @@ def main():
         lambda: multilabel_prf(scores, labels, thr=0.5),
         'multilabel_prf(thr=0.5, topk=3)':
         lambda: multilabel_prf(scores, labels, thr=0.5, topk=3),
+        'metric.compute_metrics (all)':
+        lambda: metric.compute_metrics(results),
     }
     print(f'{shape[0]} x {shape[1]}, median of {args.repeats} repeats')
     for name, fn in cases.items():
