@@ -53,6 +53,6 @@ setup(
     packages=find_packages(include=['sarb_mm', 'sarb_mm.*']),
     python_requires='>=3.8',
     install_requires=_requirements(),
-    extras_require={'tests': ['pytest']},
+    extras_require={'tests': ['pytest', 'scikit-learn']},
     license='Apache-2.0',
 )

@@ -55,6 +55,13 @@ def test_config_builds(path, tmp_path):
         assert cfg.optim_wrapper.optimizer.lr == 1e-5
         assert cfg.model.backbone.frozen_stages == 3
         assert cfg.model.backbone.init_cfg.type == 'Pretrained'
+        # The published loader drops the last incomplete training batch;
+        # every test image is evaluated.
+        assert cfg.train_dataloader.drop_last is True
+        assert not cfg.val_dataloader.get('drop_last', False)
+        assert not cfg.test_dataloader.get('drop_last', False)
+    assert cfg.runner_type == 'CheckedRunner'
+    assert cfg.default_hooks.finite_loss.type == 'FiniteLossHook'
 
     hooks = [h.type for h in cfg.custom_hooks]
     assert 'PartialLabelHook' in hooks

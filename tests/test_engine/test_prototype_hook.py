@@ -1,5 +1,7 @@
 from types import SimpleNamespace
 
+import pytest
+
 import torch
 from mmengine.logging import MMLogger
 from mmengine.runner.checkpoint import load_checkpoint, save_checkpoint
@@ -122,7 +124,8 @@ def test_prototypes_from_known_positives_once_per_image():
     for cls in range(C):
         members = [by_key[k] for k in keys if k[1] == cls]
         if members:
-            expected[cls] = kmeans(torch.stack(members), 3, generator)
+            expected[cls] = kmeans(torch.stack(members), 3, generator,
+                                   n_init=10)
     expected_mask = torch.tensor([True, True, True, False])
 
     runner = fake_runner(model, epoch=5, loader=batches)
@@ -153,3 +156,16 @@ def test_checkpoint_round_trip_keeps_sarb_state(tmp_path):
         torch.testing.assert_close(
             getattr(restored.head, name), getattr(head, name))
     assert restored.head.has_prototypes
+
+
+@pytest.mark.parametrize('kwargs, match', [
+    (dict(interval=0), 'PrototypeHook interval must be an integer >= 1'),
+    (dict(interval=1.5), 'PrototypeHook interval'),
+    (dict(seed=-1), 'PrototypeHook seed must be an integer >= 0'),
+    (dict(seed=None), 'PrototypeHook seed'),
+    (dict(seed=2**63), 'PrototypeHook seed must be below'),
+])
+def test_bad_arguments_name_the_parameter(kwargs, match):
+    from sarb_mm.utils.errors import InvalidInputError
+    with pytest.raises(InvalidInputError, match=match):
+        PrototypeHook(**kwargs)

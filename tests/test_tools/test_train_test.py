@@ -1,14 +1,19 @@
 """End to end: tools/train.py then tools/test.py on generated demo data."""
+import glob
 import os
 import os.path as osp
 import pickle
 
+import mmpretrain
 import numpy as np
 import pytest
 
 from sarb_mm.datasets import make_partial_labels
 from sarb_mm.datasets.partial_wrapper import full_label_matrix
 from .tiny import read_scalars, run_tool, tiny_options
+
+MMPRETRAIN_TOOLS = osp.join(osp.dirname(mmpretrain.__file__), '.mim', 'tools',
+                            'analysis_tools')
 
 
 @pytest.fixture(scope='module')
@@ -21,8 +26,10 @@ def demo_root(tmp_path_factory):
                                           ('configs/sarb_r18_demo_p10.py', True)])
 def test_train_then_test(tmp_path, demo_root, config, sarb):
     work_dir = str(tmp_path / 'work')
+    # SARB blends from epoch 1 here, so epoch 0 trains without blending.
     run_tool(['tools/train.py', config, '--work-dir', work_dir,
-              '--cfg-options'] + tiny_options(demo_root, sarb=sarb))
+              '--cfg-options'] + tiny_options(demo_root, sarb=sarb) +
+             (['model.head.blend_start_epoch=1'] if sarb else []))
 
     scalars = read_scalars(work_dir)
     train = [s for s in scalars if 'loss' in s]
@@ -31,7 +38,22 @@ def test_train_then_test(tmp_path, demo_root, config, sarb):
     assert last['loss_cls' if sarb else 'loss'] < first[
         'loss_cls' if sarb else 'loss']
     if sarb:
-        assert {'loss_ilrb', 'loss_plrb', 'loss_con'} <= set(last)
+        # Every loss key from the first iteration on, 0 before blending;
+        # alpha and beta wait for blending.
+        for key in ('loss_ilrb', 'loss_plrb', 'loss_con'):
+            assert key in first and key in last
+        assert first['loss_ilrb'] == first['loss_plrb'] == 0
+        assert train[3]['alpha'] == train[3]['beta'] == 0.5
+        assert last['loss_ilrb'] > 0 and last['loss_plrb'] > 0
+        assert last['alpha'] != 0.5
+        # mmpretrain's own log tool plots the blending curves.
+        curve = str(tmp_path / 'loss_ilrb.png')
+        log = glob.glob(osp.join(work_dir, '*', 'vis_data',
+                                 'scalars.json'))[0]
+        run_tool([osp.join(MMPRETRAIN_TOOLS, 'analyze_logs.py'),
+                  'plot_curve', log, '--keys', 'loss_ilrb', 'loss_plrb',
+                  '--out', curve])
+        assert os.path.getsize(curve) > 1000
     val = [s for s in scalars if 'interp-multi-label/mAP' in s][-1]
 
     # The split the run used is on disk and is the published protocol's.

@@ -11,6 +11,8 @@ from mmpretrain.registry import HOOKS
 
 from sarb_mm.datasets.partial_wrapper import full_label_matrix
 from sarb_mm.models.utils import cooccurrence_matrix, kmeans
+from sarb_mm.utils.errors import InvalidInputError
+from sarb_mm.utils.validation import check_int
 from .partial_label_hook import unwrap_model
 
 
@@ -60,17 +62,26 @@ class PrototypeHook(Hook):
         interval (int): Epochs between prototype updates (R). Defaults to 5.
         seed (int): Seed of the K-means draws (offset by the epoch).
             Defaults to 0.
+        n_init (int): K-means initialisations per class, the lowest inertia
+            kept (run batched). Defaults to 10, as scikit-learn's KMeans
+            that made the published prototypes.
     """
 
     # After DistSamplerSeedHook (NORMAL) has set the sampler's epoch, so the
     # pass sees the same order in an uninterrupted and a resumed run.
     priority = 'BELOW_NORMAL'
 
-    def __init__(self, interval: int = 5, seed: int = 0) -> None:
-        if interval < 1:
-            raise ValueError(f'interval must be >= 1, got {interval}.')
-        self.interval = interval
-        self.seed = seed
+    def __init__(self,
+                 interval: int = 5,
+                 seed: int = 0,
+                 n_init: int = 10) -> None:
+        self.interval = check_int(interval, 'PrototypeHook interval')
+        self.n_init = check_int(n_init, 'PrototypeHook n_init')
+        # The K-means generator is seeded with seed + epoch.
+        self.seed = check_int(seed, 'PrototypeHook seed', minimum=0)
+        if self.seed >= 2**63 - 2**16:
+            raise InvalidInputError(
+                f'PrototypeHook seed must be below 2**63 - 2**16, got {seed}.')
 
     @staticmethod
     def _head(runner):
@@ -145,8 +156,8 @@ class PrototypeHook(Hook):
             rows = rows[first]
             num_features += len(rows)
             if len(rows) and is_main_process():
-                prototypes[cls] = kmeans(rows, head.num_prototypes,
-                                         generator)
+                prototypes[cls] = kmeans(
+                    rows, head.num_prototypes, generator, n_init=self.n_init)
                 mask[cls] = 1
         # Clustered once, on rank 0: every rank holds the same bits.
         broadcast(prototypes, src=0)
