@@ -1,10 +1,15 @@
 """Generate the synthetic multi-label demo dataset (COCO format, no download).
 
+Writes only into a new or empty directory, or one that this tool made
+before (it holds the ``.sarb_mm_demo`` marker file); any other directory is
+refused, so another dataset cannot be overwritten.
+
 Example:
     python tools/make_demo_dataset.py --out data/demo
     python tools/make_demo_dataset.py --out data/demo96 --image-size 96
 """
 import argparse
+import sys
 import time
 
 from sarb_mm.datasets.synthetic import make_demo_dataset
@@ -15,7 +20,9 @@ def parse_args():
         description='Write a synthetic COCO-format multi-label dataset of '
         'coloured shapes for CPU demos and smoke tests.')
     parser.add_argument(
-        '--out', default='data/demo', help='output root directory')
+        '--out',
+        default='data/demo',
+        help='output root directory: new, empty, or made by this tool')
     parser.add_argument(
         '--num-train', type=int, default=2000, help='training images')
     parser.add_argument(
@@ -32,12 +39,15 @@ def parse_args():
 def main():
     args = parse_args()
     start = time.time()
-    info = make_demo_dataset(
-        args.out,
-        num_train=args.num_train,
-        num_val=args.num_val,
-        image_size=args.image_size,
-        seed=args.seed)
+    try:
+        info = make_demo_dataset(
+            args.out,
+            num_train=args.num_train,
+            num_val=args.num_val,
+            image_size=args.image_size,
+            seed=args.seed)
+    except (FileExistsError, NotADirectoryError, ValueError) as err:
+        sys.exit(f'make_demo_dataset.py: error: {err}')
     print(f'Wrote demo dataset to {info["root"]} '
           f'in {time.time() - start:.1f}s '
           f'({info["num_categories"]} categories, '

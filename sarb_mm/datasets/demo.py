@@ -14,7 +14,10 @@ class SyntheticCocoDataset(CocoMultiLabelDataset):
 
     When ``data_root`` has no annotation file yet, the whole dataset (both
     splits) is written there once, by the main process, with
-    :func:`make_demo_dataset`; other processes wait for it.
+    :func:`make_demo_dataset`; other processes wait for it. That only
+    happens in a new or empty directory or in one the generator made
+    itself (it holds the ``.sarb_mm_demo`` marker file); a directory with
+    other contents is never written to and raises an error instead.
 
     Args:
         data_root (str): Where the dataset lives. Defaults to 'data/demo'.
@@ -36,6 +39,7 @@ class SyntheticCocoDataset(CocoMultiLabelDataset):
         if split not in ('train', 'val'):
             raise ValueError(f"split must be 'train' or 'val', got {split!r}")
         ann_file = f'annotations/instances_{split}.json'
+        error = None
         if is_main_process() and not osp.isfile(osp.join(data_root,
                                                          ann_file)):
             print_log(
@@ -43,13 +47,21 @@ class SyntheticCocoDataset(CocoMultiLabelDataset):
                 f'once ({num_train} train + {num_val} val images, '
                 f'{image_size}px, seed {seed}).',
                 logger='current')
-            make_demo_dataset(
-                data_root,
-                num_train=num_train,
-                num_val=num_val,
-                image_size=image_size,
-                seed=seed)
+            try:
+                make_demo_dataset(
+                    data_root,
+                    num_train=num_train,
+                    num_val=num_val,
+                    image_size=image_size,
+                    seed=seed)
+            except Exception as err:
+                error = err
+        # Every process passes the barrier, so a refusal on the main one
+        # cannot leave the others waiting forever (they fail on the
+        # missing annotation file).
         barrier()
+        if error is not None:
+            raise error
         super().__init__(
             data_root=data_root,
             ann_file=ann_file,

@@ -5,7 +5,8 @@ from typing import List, Optional, Union
 from mmpretrain.datasets import MultiLabelDataset
 from mmpretrain.registry import DATASETS
 
-from .utils import load_json_file, read_list_file, require_dir, require_file
+from .utils import (check_class_names, check_file_name, load_json_file,
+                    read_list_file, require_dir, require_file, short_repr)
 
 VG200_NUM_CLASSES = 200
 
@@ -31,6 +32,14 @@ class VG200MultiLabelDataset(MultiLabelDataset):
     ``classes`` or ``metainfo=dict(classes=...)``; their number sets C, and
     every label index must lie in ``0..C-1``.
 
+    The list file is checked when the dataset is built, and each problem
+    is an error naming the file and the fix: a file name may not leave the
+    data root (an absolute path, a ``..`` component or a URL) unless
+    ``allow_outside_data_root=True``, and a file listed twice is an error
+    rather than a warning, because the image would silently count twice in
+    training and evaluation. Repeated class names are errors too: they
+    would merge in ``class_to_idx``.
+
     Args:
         data_root (str): Directory holding the list files, the label JSON
             and the image directory.
@@ -44,6 +53,8 @@ class VG200MultiLabelDataset(MultiLabelDataset):
         data_prefix (str | dict): Image directory, or ``dict(img_path=...)``.
             Defaults to ``'VG_100K'``.
         metainfo (dict, optional): Meta information. Defaults to None.
+        allow_outside_data_root (bool): Accept list entries that leave the
+            data root (absolute paths, ``..``, URLs). Defaults to False.
         **kwargs: Other arguments of :class:`mmpretrain.datasets.BaseDataset`
             (``classes``, ``pipeline``, ``test_mode``, ``lazy_init``, ...).
     """
@@ -60,7 +71,12 @@ class VG200MultiLabelDataset(MultiLabelDataset):
                  label_file: str = 'vg_category_200_labels_index.json',
                  data_prefix: Union[str, dict] = 'VG_100K',
                  metainfo: Optional[dict] = None,
+                 allow_outside_data_root: bool = False,
                  **kwargs) -> None:
+        if not isinstance(allow_outside_data_root, bool):
+            raise TypeError('`allow_outside_data_root` must be True or '
+                            f'False, but got {allow_outside_data_root!r}.')
+        self.allow_outside_data_root = allow_outside_data_root
         if split not in SPLITS:
             raise ValueError(
                 f'`split` must be one of {SPLITS}, but got {split!r}; use '
@@ -100,9 +116,12 @@ class VG200MultiLabelDataset(MultiLabelDataset):
                 'mapping image file names to lists of class indices, but '
                 f'holds a {type(label_index).__name__}.')
 
+        check_class_names(self.CLASSES, 'VG class names')
         num_classes = len(self.CLASSES)
         data_list = []
-        for name in read_list_file(self.ann_file):
+        for name in read_list_file(self.ann_file, 'VG image list file'):
+            check_file_name(name, f'VG image list file {self.ann_file!r} '
+                            'lists', self.allow_outside_data_root)
             if name not in label_index:
                 raise ValueError(
                     f'VG label file {self.label_file!r} has no entry for '
@@ -111,15 +130,16 @@ class VG200MultiLabelDataset(MultiLabelDataset):
             if not isinstance(labels, list):
                 raise ValueError(
                     f'VG label file {self.label_file!r}: image {name!r} '
-                    f'maps to {labels!r}; expected a list of class indices.')
+                    f'maps to {short_repr(labels)}; expected a list of class '
+                    'indices.')
             for label in labels:
                 # bool is an int subclass but never a valid class index.
                 if (not isinstance(label, int) or isinstance(label, bool)
                         or not 0 <= label < num_classes):
                     raise ValueError(
                         f'VG label file {self.label_file!r}: image {name!r} '
-                        f'has label {label!r}, expected an integer in '
-                        f'0..{num_classes - 1} ({num_classes} classes).')
+                        f'has label {short_repr(label)}, expected an integer '
+                        f'in 0..{num_classes - 1} ({num_classes} classes).')
             data_list.append(
                 dict(
                     img_path=osp.join(self.img_prefix, name),

@@ -6,7 +6,8 @@ from typing import List, Optional, Set, Tuple, Union
 from mmpretrain.datasets import MultiLabelDataset
 from mmpretrain.registry import DATASETS
 
-from .utils import read_list_file, require_dir, require_file
+from .utils import (check_class_names, check_file_name, read_list_file,
+                    require_dir, require_file)
 
 VOC2007_CLASSES = ('aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus',
                    'car', 'cat', 'chair', 'cow', 'diningtable', 'dog',
@@ -43,6 +44,15 @@ class VOC2007MultiLabelDataset(MultiLabelDataset):
 
     A missing ``<difficult>`` tag means not difficult.
 
+    Image ids are checked when the dataset is built, and each problem is an
+    error naming the split file and the fix: an id may not leave the data
+    root (an absolute path, a ``..`` component or a URL) unless
+    ``allow_outside_data_root=True``, and an id listed twice is an error
+    rather than a warning, because the image would silently count twice in
+    training and evaluation. Repeated class names (given through
+    ``metainfo``/``classes``) are errors too: they would merge in
+    ``class_to_idx``.
+
     Args:
         data_root (str): The ``VOCdevkit/VOC2007`` directory.
         split (str): Image set under ``ImageSets/Main``, e.g. ``'trainval'``
@@ -54,6 +64,8 @@ class VOC2007MultiLabelDataset(MultiLabelDataset):
             Defaults to ``dict(img_path='JPEGImages',
             ann_path='Annotations')``.
         metainfo (dict, optional): Meta information. Defaults to None.
+        allow_outside_data_root (bool): Accept image ids that leave the
+            data root (absolute paths, ``..``, URLs). Defaults to False.
         **kwargs: Other arguments of :class:`mmpretrain.datasets.BaseDataset`
             (``pipeline``, ``test_mode``, ``lazy_init``, ...).
     """
@@ -67,7 +79,12 @@ class VOC2007MultiLabelDataset(MultiLabelDataset):
                  data_prefix: Union[str, dict] = dict(
                      img_path='JPEGImages', ann_path='Annotations'),
                  metainfo: Optional[dict] = None,
+                 allow_outside_data_root: bool = False,
                  **kwargs) -> None:
+        if not isinstance(allow_outside_data_root, bool):
+            raise TypeError('`allow_outside_data_root` must be True or '
+                            f'False, but got {allow_outside_data_root!r}.')
+        self.allow_outside_data_root = allow_outside_data_root
         if difficult not in DIFFICULT_MODES:
             raise ValueError(f'`difficult` must be one of {DIFFICULT_MODES}, '
                              f'but got {difficult!r}.')
@@ -105,8 +122,11 @@ class VOC2007MultiLabelDataset(MultiLabelDataset):
         require_dir(self.ann_prefix, 'VOC annotation directory', _LAYOUT)
         require_dir(self.img_prefix, 'VOC image directory', _LAYOUT)
 
+        check_class_names(self.CLASSES, 'VOC class names')
         data_list = []
-        for img_id in read_list_file(self.ann_file):
+        for img_id in read_list_file(self.ann_file, 'VOC split file'):
+            check_file_name(img_id, f'VOC split file {self.ann_file!r} '
+                            'lists image id', self.allow_outside_data_root)
             labels, difficult_only = self._parse_xml(
                 osp.join(self.ann_prefix, f'{img_id}.xml'))
             if self.difficult == 'negative':

@@ -4,6 +4,9 @@ import itertools
 import json
 import os
 import os.path as osp
+import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -168,3 +171,138 @@ def test_rejects_bad_arguments(tmp_path):
         make_demo_dataset(str(tmp_path), image_size=8)
     with pytest.raises(ValueError):
         make_demo_dataset(str(tmp_path), num_train=-1)
+
+
+# --------------------------------------------------------------------------
+# The generator never overwrites another dataset
+# --------------------------------------------------------------------------
+
+
+def _foreign_dataset(root):
+    """Another dataset's files, at the paths the demo would write."""
+    files = {
+        'annotations/instances_train.json': b'{"their": "annotations"}',
+        'annotations/instances_val.json': b'{"theirs": true}',
+        'train/train_000001.jpg': b'their image bytes',
+    }
+    for rel, data in files.items():
+        os.makedirs(osp.dirname(osp.join(root, rel)), exist_ok=True)
+        with open(osp.join(root, rel), 'wb') as f:
+            f.write(data)
+    return files
+
+
+def _assert_untouched(root, files):
+    assert tree_files(root) == sorted(files)
+    for rel, data in files.items():
+        with open(osp.join(root, rel), 'rb') as f:
+            assert f.read() == data
+
+
+def test_refuses_a_foreign_non_empty_directory(tmp_path):
+    root = str(tmp_path / 'coco')
+    files = _foreign_dataset(root)
+    with pytest.raises(FileExistsError,
+                       match=re.escape(repr(root)) + r'.*not empty \(2 '
+                       r"entries, e.g. 'annotations'\).*\.sarb_mm_demo.*new "
+                       r'or empty directory'):
+        make_demo_dataset(root, num_train=2, num_val=1, image_size=16)
+    _assert_untouched(root, files)
+
+    # One stray file is enough to refuse.
+    other = tmp_path / 'other'
+    other.mkdir()
+    (other / 'notes.txt').write_text('keep me')
+    with pytest.raises(FileExistsError, match="'notes.txt'"):
+        make_demo_dataset(str(other), num_train=2, num_val=1, image_size=16)
+    assert os.listdir(other) == ['notes.txt']
+
+    not_dir = tmp_path / 'file'
+    not_dir.write_text('x')
+    with pytest.raises(NotADirectoryError, match='not a directory'):
+        make_demo_dataset(str(not_dir), num_train=2, num_val=1, image_size=16)
+    assert not_dir.read_text() == 'x'
+
+
+def test_marker_written_first_and_regenerating_own_directory(
+        tmp_path, monkeypatch):
+    root = str(tmp_path / 'new' / 'demo')  # parents do not exist either
+    seen = []
+    original = synthetic._generate_split
+
+    def spy(img_dir, *args):
+        seen.append(sorted(os.listdir(root)))
+        return original(img_dir, *args)
+
+    monkeypatch.setattr(synthetic, '_generate_split', spy)
+    make_demo_dataset(root, num_train=3, num_val=2, image_size=16, seed=1)
+    assert synthetic.DEMO_MARKER in seen[0]
+    first = tree_files(root)
+    assert synthetic.DEMO_MARKER in first
+
+    # A marked directory is the generator's own: it may rewrite it.
+    make_demo_dataset(root, num_train=3, num_val=2, image_size=16, seed=2)
+    with open(osp.join(root, 'annotations', 'instances_train.json')) as f:
+        assert json.load(f)['info']['seed'] == 2
+
+    # An empty directory is fine as well.
+    empty = tmp_path / 'empty'
+    empty.mkdir()
+    make_demo_dataset(str(empty), num_train=3, num_val=2, image_size=16,
+                      seed=1)
+    assert tree_files(str(empty)) == first
+
+
+def test_marker_must_be_a_regular_file(tmp_path):
+    root = str(tmp_path / 'coco')
+    files = _foreign_dataset(root)
+    os.symlink(osp.join(root, 'annotations', 'instances_val.json'),
+               osp.join(root, synthetic.DEMO_MARKER))
+    files_with_link = sorted(files) + [synthetic.DEMO_MARKER]
+    with pytest.raises(FileExistsError):
+        make_demo_dataset(root, num_train=2, num_val=1, image_size=16)
+    assert tree_files(root) == sorted(files_with_link)
+
+
+def test_demo_dataset_class_refuses_foreign_directory(tmp_path):
+    from mmpretrain.registry import DATASETS
+    root = str(tmp_path / 'coco')
+    files = _foreign_dataset(root)
+    os.remove(osp.join(root, 'annotations', 'instances_val.json'))
+    del files['annotations/instances_val.json']
+    with pytest.raises(FileExistsError, match=re.escape(repr(root))):
+        DATASETS.build(dict(type='SyntheticCocoDataset', data_root=root,
+                            split='val', num_train=2, num_val=1,
+                            image_size=16))
+    _assert_untouched(root, files)
+
+    # Its own (here: empty) directory is generated once, then read.
+    own = str(tmp_path / 'demo')
+    ds = DATASETS.build(dict(type='SyntheticCocoDataset', data_root=own,
+                             split='val', num_train=2, num_val=3,
+                             image_size=16))
+    assert len(ds) == 3
+    assert osp.isfile(osp.join(own, synthetic.DEMO_MARKER))
+
+
+def test_tool_refuses_foreign_directory(tmp_path):
+    root = str(tmp_path / 'coco')
+    files = _foreign_dataset(root)
+    tool = osp.join(osp.dirname(__file__), '..', '..', 'tools',
+                    'make_demo_dataset.py')
+    proc = subprocess.run(
+        [sys.executable, tool, '--out', root, '--num-train', '2',
+         '--num-val', '1', '--image-size', '16'],
+        capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1
+    assert 'make_demo_dataset.py: error: Refusing to write' in proc.stderr
+    assert 'Traceback' not in proc.stderr
+    _assert_untouched(root, files)
+
+
+def test_empty_root_means_the_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / 'project.txt').write_text('mine')
+    with pytest.raises(FileExistsError, match="'project.txt'"):
+        make_demo_dataset('', num_train=2, num_val=1, image_size=16)
+    assert os.listdir(tmp_path) == ['project.txt']

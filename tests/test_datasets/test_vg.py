@@ -147,3 +147,81 @@ def test_empty_split(tmp_path):
     path = osp.join(str(tmp_path), 'train_list_500.txt')
     with pytest.raises(ValueError, match=re.escape(path) + '.*no images'):
         build(tmp_path)
+
+
+@pytest.mark.parametrize('name, why', [('../1.jpg', "'..' component"),
+                                       ('/etc/passwd', 'absolute path'),
+                                       ('http://x/1.jpg', 'URL')])
+def test_file_name_leaving_the_data_root(tmp_path, name, why):
+    labels = dict(VG_LABELS, **{name: [1]})
+    write_vg(str(tmp_path), labels=labels, split='test')
+    with open(tmp_path / 'train_list_500.txt', 'w') as f:
+        f.write(f'1.jpg\n{name}\n')
+    path = osp.join(str(tmp_path), 'train_list_500.txt')
+    with pytest.raises(ValueError,
+                       match=re.escape(path) + r'.*lists ' +
+                       re.escape(repr(name)) + r', which leaves the data '
+                       r'root \(.*' + re.escape(why) +
+                       r'.*allow_outside_data_root=True'):
+        build(tmp_path)
+
+
+def test_file_name_outside_allowed_explicitly(tmp_path):
+    root = tmp_path / 'vg'
+    labels = dict(VG_LABELS, **{'../extra/9.jpg': [7]})
+    write_vg(str(root), labels=labels, split='test')
+    with open(root / 'train_list_500.txt', 'w') as f:
+        f.write('1.jpg\n../extra/9.jpg\n')
+    ds = build(root, allow_outside_data_root=True)
+    assert [ds.get_data_info(i)['gt_label'] for i in range(2)] == [[0, 5],
+                                                                   [7]]
+    assert ds.get_data_info(1)['img_path'] == osp.join(
+        str(root), 'VG_100K', '../extra/9.jpg')
+
+
+@pytest.mark.parametrize('second', ['1.jpg', './1.jpg'])
+def test_image_listed_twice(tmp_path, second):
+    write_vg(str(tmp_path), train=['1.jpg', '2.jpg', second],
+             labels=VG_LABELS, split='test')
+    path = osp.join(str(tmp_path), 'train_list_500.txt')
+    with pytest.raises(ValueError,
+                       match=re.escape(path) + r".*lists '1\.jpg'.*\(one "
+                       r'image\) twice, on lines 1 and 3'):
+        build(tmp_path)
+
+
+def test_files_not_utf8(tmp_path):
+    write_vg(str(tmp_path))
+    path = osp.join(str(tmp_path), 'train_list_500.txt')
+    with open(path, 'wb') as f:
+        f.write(b'1.jpg\n\xff.jpg\n')
+    with pytest.raises(ValueError,
+                       match=re.escape(path) +
+                       r"' is not UTF-8 text \(byte 6"):
+        build(tmp_path)
+
+    write_vg(str(tmp_path))
+    path = osp.join(str(tmp_path), LABELS)
+    with open(path, 'wb') as f:
+        f.write('{"1.jpg": [1], "\u00e9.jpg": [2]}'.encode('latin-1'))
+    with pytest.raises(ValueError,
+                       match=re.escape(path) + r"' is not UTF-8 text"):
+        build(tmp_path)
+
+
+def test_repeated_class_names(tmp_path):
+    write_vg(str(tmp_path), ['a.jpg'], [], {'a.jpg': [0]})
+    with pytest.raises(ValueError,
+                       match=r"classes 0 and 2 are both named 'man'"):
+        build(tmp_path, classes=['man', 'dog', 'man'])
+
+
+def test_label_file_with_a_repeated_key(tmp_path):
+    write_vg(str(tmp_path))
+    path = osp.join(str(tmp_path), LABELS)
+    with open(path, 'w') as f:  # json.dump cannot write this
+        f.write('{"1.jpg": [1], "2.jpg": [2], "10.jpg": [], "1.jpg": [3]}')
+    with pytest.raises(ValueError,
+                       match=re.escape(path) + r"' has the key '1\.jpg' "
+                       'twice in one object'):
+        build(tmp_path)

@@ -153,3 +153,74 @@ def test_empty_split(tmp_path):
     split = osp.join(str(tmp_path), 'ImageSets', 'Main', 'trainval.txt')
     with pytest.raises(ValueError, match=re.escape(split) + '.*no images'):
         build(tmp_path)
+
+
+def _write_split(root, text):
+    path = osp.join(str(root), 'ImageSets', 'Main', 'trainval.txt')
+    with open(path, 'wb') as f:
+        f.write(text)
+    return path
+
+
+@pytest.mark.parametrize('img_id, why', [('../000005', "'..' component"),
+                                         ('/tmp/000005', 'absolute path'),
+                                         ('s3://bucket/000005', 'URL')])
+def test_image_id_leaving_the_data_root(voc_root, img_id, why):
+    root = voc_root[0]
+    split = _write_split(root, f'000005\n{img_id}\n'.encode())
+    with pytest.raises(ValueError,
+                       match=re.escape(split) + r'.*lists image id ' +
+                       re.escape(repr(img_id)) + r', which leaves the data '
+                       r'root \(.*' + re.escape(why) +
+                       r'.*allow_outside_data_root=True'):
+        build(root)
+
+
+def test_image_id_outside_allowed_explicitly(tmp_path):
+    root = tmp_path / 'VOC2007'
+    objects = {'000001': [('dog', 0)], '000003': [('sofa', 0), ('cat', 0)]}
+    write_voc(str(root), objects)
+    # 000003's XML and image moved to a directory beside the usual ones.
+    os.makedirs(root / 'extra')
+    for sub, ext in (('Annotations', 'xml'), ('JPEGImages', 'jpg')):
+        os.rename(root / sub / f'000003.{ext}',
+                  root / 'extra' / f'000003.{ext}')
+    _write_split(root, b'000001\n../extra/000003\n')
+    ds = build(root, allow_outside_data_root=True,
+               pipeline=[dict(type='CheckedLoadImageFromFile'),
+                         dict(type='PackInputs')])
+    assert [ds.get_data_info(i)['gt_label'] for i in range(2)] == [[11],
+                                                                   [7, 17]]
+    assert osp.realpath(ds.get_data_info(1)['img_path']) == str(
+        root / 'extra' / '000003.jpg')
+    assert tuple(ds[1]['inputs'].shape) == (3, 8, 8)
+    with pytest.raises(TypeError, match='allow_outside_data_root'):
+        build(root, allow_outside_data_root=1)
+
+
+@pytest.mark.parametrize('lines', [b'000005\n000002\n000005\n',
+                                   b'000005\n000002\n./000005\n'])
+def test_image_listed_twice(voc_root, lines):
+    root = voc_root[0]
+    split = _write_split(root, lines)
+    with pytest.raises(ValueError,
+                       match=re.escape(split) + r".*lists '000005'.* \(one "
+                       r'image\) twice, on lines 1 and 3.*count twice'):
+        build(root)
+
+
+def test_split_file_not_utf8(voc_root):
+    root = voc_root[0]
+    split = _write_split(root, b'000005\n00000\xe9\n')
+    with pytest.raises(ValueError,
+                       match=re.escape(split) + r"' is not UTF-8 text \(byte "
+                       r"12 is b'\\xe9'\).*Re-save it as UTF-8"):
+        build(root)
+
+
+def test_repeated_class_names(voc_root):
+    names = list(SPEC_VOC_CLASSES)
+    names[19] = 'dog'
+    with pytest.raises(ValueError,
+                       match=r"classes 11 and 19 are both named 'dog'"):
+        build(voc_root[0], metainfo=dict(classes=names))

@@ -1,5 +1,7 @@
 """SemanticDecouplingNeck against a naive loop form of SPEC section 2."""
 import math
+import os
+import re
 
 import numpy as np
 import pytest
@@ -287,3 +289,89 @@ def test_hand_written_backward_passes_gradcheck():
     for tensor in (p, q, v):
         tensor.requires_grad_()
     assert torch.autograd.gradcheck(_TanhProductScore.apply, (p, q, v))
+
+
+def _npz(path):
+    with open(path, 'wb') as f:  # np.savez would append .npz to a name
+        np.savez(f, vectors=np.zeros((C, E)))
+
+
+def _truncated(path):
+    np.save(path, np.zeros((C, E)))
+    with open(path, 'r+b') as f:
+        f.truncate(200)  # inside the data: the 128-byte header is intact
+
+
+def _header_only(path):
+    # A tiny file whose header declares (C, E) but holds one value.
+    with open(path, 'wb') as f:
+        np.lib.format.write_array_header_1_0(
+            f, dict(descr='<f8', fortran_order=False, shape=(C, E)))
+        f.write(b'\0' * 8)
+
+
+def _huge_header(path):
+    # np.load would allocate 80 GB before noticing the data is missing.
+    with open(path, 'wb') as f:
+        np.lib.format.write_array_header_1_0(
+            f, dict(descr='<f8', fortran_order=False, shape=(100000, 100000)))
+
+
+@pytest.mark.parametrize('write, match', [
+    (lambda p: np.save(p, np.full((C, E), 'word')),
+     r'holds <U4 values; expected real numbers'),
+    (lambda p: np.save(p, np.ones((C, E), dtype=bool)),
+     r'holds bool values; expected real numbers'),
+    (lambda p: np.save(p, np.ones((C, E), dtype=complex)),
+     r'holds complex128 values'),
+    (lambda p: np.save(p, np.full((C, E), None), allow_pickle=True),
+     r'holds object values'),
+    (lambda p: np.save(p, np.zeros((C, E), dtype=[('x', '<f4')])),
+     r"holds \[\('x', '<f4'\)\] values"),
+    (lambda p: open(p, 'w').write('the quick brown fox\n'),
+     r'is not a NumPy \.npy file'),
+    (lambda p: open(p, 'w').close(), r'is not a NumPy \.npy file'),
+    (_npz, r'is an \.npz \(zip\) archive'),
+    (_truncated, r'cannot be read .*truncated'),
+    (_header_only, r'cannot be read .*truncated'),
+    (_huge_header, r'has shape \(100000, 100000\), expected \(5, 7\)'),
+    (lambda p: np.save(p, np.full((C, E), 1e300)),
+     r'NaN/inf values \(or values beyond the float32 range\)'),
+], ids=['str', 'bool', 'complex', 'object', 'structured', 'text', 'empty',
+        'npz', 'truncated', 'header_only', 'huge_header', 'float32_overflow'])
+def test_word_vectors_bad_file(tmp_path, write, match):
+    path = str(tmp_path / 'bad.npy')
+    write(path)
+    with pytest.raises(ValueError) as info:
+        load_word_vectors(path, (C, E))
+    message = str(info.value)
+    assert re.search(match, message), message
+    assert repr(path) in message
+    if 'shape' not in match and 'NaN' not in match:
+        assert 'tools/make_word_vectors.py' in message  # the fix
+
+
+@pytest.mark.skipif(not hasattr(os, 'mkfifo'), reason='needs os.mkfifo')
+def test_word_vectors_not_a_file(tmp_path):
+    for path in (str(tmp_path), str(tmp_path / 'fifo.npy')):
+        if path.endswith('.npy'):
+            os.mkfifo(path)  # np.load would block on it
+        with pytest.raises(ValueError,
+                           match=re.escape(repr(path)) +
+                           ' is not a regular file'):
+            load_word_vectors(path, (C, E))
+    with pytest.raises(TypeError, match='must be the path of a .npy file'):
+        load_word_vectors(3, (C, E))  # not a file descriptor
+
+
+@pytest.mark.parametrize('dtype', [np.float16, np.float32, np.int8,
+                                   np.uint16, np.longdouble])
+def test_word_vectors_numeric_dtypes(tmp_path, dtype):
+    values = np.arange(C * E).reshape(C, E) % 50 - 20
+    path = tmp_path / 'ok.npy'
+    np.save(path, values.astype(dtype) if dtype != np.uint16 else
+            np.abs(values).astype(dtype))
+    loaded = load_word_vectors(str(path), (C, E))
+    assert loaded.dtype == torch.float32
+    expected = values if dtype != np.uint16 else np.abs(values)
+    np.testing.assert_array_equal(loaded.numpy(), expected)
