@@ -79,7 +79,8 @@ def check_known_subkeys(cfg) -> None:
             raise InvalidInputError(
                 f'default_hooks.{name} looks like a misspelt {match!r}: it '
                 f'would register a second hook next to the default '
-                f'{match!r} instead of configuring it. Rename it to {match!r}.')
+                f'{match!r} instead of configuring it. Rename it to '
+                f'{match!r}.')
 
 
 def _forwarded_arguments(hook_cls) -> Optional[set]:

@@ -15,9 +15,10 @@ def epoch_seeded_worker_init(worker_id: int) -> None:
     ``base_seed`` from the main process when the epoch's iterator is made;
     with ``EpochSeedHook`` that draw is a function of (seed, epoch, rank).
     So with non-persistent workers the augmentation draws differ from epoch
-    to epoch (mmengine's default worker seeding repeats them every epoch) and are the
-    same in an uninterrupted and a resumed run. The rank is mixed in once
-    more so that processes never share streams, even without that hook.
+    to epoch (mmengine's default worker seeding repeats them every epoch)
+    and are the same in an uninterrupted and a resumed run. The rank is
+    mixed in once more so that processes never share streams, even without
+    that hook.
 
     Args:
         worker_id (int): Index of the worker (unused: already in the seed).

@@ -84,7 +84,8 @@ def test_other_colour_modes_become_three_channels(tmp_path, mode, ext):
     inputs = _dataset(tmp_path, wrap=True)[0]['inputs']
     assert inputs.shape == (3, 6, 10)
     if mode in ('L', 'I;16'):
-        assert (inputs[0] == inputs[1]).all() and (inputs[1] == inputs[2]).all()
+        assert (inputs[0] == inputs[1]).all()
+        assert (inputs[1] == inputs[2]).all()
 
 
 # --------------------------------------------------------------------------
@@ -192,8 +193,8 @@ def _png_declaring(path, width, height):
 def _image_declaring(path, width, height, fmt):
     """A small ``fmt`` image whose header declares ``width`` x ``height``."""
     buffer = io.BytesIO()
-    Image.new('RGB' if fmt != 'GIF' else 'P', (8, 8)).save(buffer,
-                                                          format=fmt)
+    Image.new('RGB' if fmt != 'GIF' else 'P', (8, 8)).save(
+        buffer, format=fmt)
     data = bytearray(buffer.getvalue())
     if fmt == 'PNG':
         assert data[12:16] == b'IHDR'

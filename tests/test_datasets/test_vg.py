@@ -52,8 +52,8 @@ def test_test_split_list_override_and_pipeline(tmp_path):
     with open(tmp_path / 'mini.txt', 'w') as f:
         f.write('4.jpg\n\n1.jpg\n')
     ds = build(tmp_path, list_file='mini.txt')
-    assert [ds.get_data_info(i)['gt_label'] for i in range(2)] == [[4, 150],
-                                                                    [0, 5]]
+    labels = [ds.get_data_info(i)['gt_label'] for i in range(2)]
+    assert labels == [[4, 150], [0, 5]]
 
     with pytest.raises(ValueError, match=r"'train', 'test'.*'val'"):
         build(tmp_path, split='val')

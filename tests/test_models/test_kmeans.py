@@ -15,9 +15,10 @@ def _inertia(points, centres):
     """Sum of squared distances to the nearest centre, float64 numpy."""
     x = np.asarray(points, dtype=np.float64)
     c = np.asarray(centres, dtype=np.float64)
-    d = ((x[:, None, :] - c[None])**
-         2).sum(-1) if x.shape[1] < 64 else ((x**2).sum(1)[:, None] -
-                                             2 * x @ c.T + (c**2).sum(1)[None])
+    if x.shape[1] < 64:
+        d = ((x[:, None, :] - c[None])**2).sum(-1)
+    else:
+        d = (x**2).sum(1)[:, None] - 2 * x @ c.T + (c**2).sum(1)[None]
     return float(np.maximum(d, 0).min(1).sum())
 
 
