@@ -2,6 +2,7 @@
 import argparse
 import os.path as osp
 
+import torch
 from mmengine.config import Config
 
 from sarb_mm.utils.errors import InvalidInputError
@@ -50,6 +51,10 @@ def merge_args(cfg: Config, args) -> Config:
         cfg.val_dataloader = None
         cfg.val_evaluator = None
     if args.amp:
+        if not torch.cuda.is_available():
+            raise InvalidInputError(
+                '--amp needs a CUDA GPU: mmengine\'s AmpOptimWrapper runs '
+                'float16 autocast on CUDA only.')
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
     if args.resume == 'auto':
@@ -62,6 +67,11 @@ def merge_args(cfg: Config, args) -> Config:
         cfg.resume = True
         cfg.load_from = args.resume
     if args.auto_scale_lr:
+        if not isinstance(cfg.get('auto_scale_lr'), dict):
+            raise InvalidInputError(
+                '--auto-scale-lr needs auto_scale_lr = dict(base_batch_size='
+                'N) in the config: N is the total batch the configured lr '
+                'is meant for (8 in the published recipe).')
         cfg.auto_scale_lr.enable = True
     for split in ('train', 'val', 'test'):
         loader = cfg.get(f'{split}_dataloader')

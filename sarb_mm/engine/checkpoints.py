@@ -17,8 +17,12 @@ def read_checkpoint(filename: str, map_location='cpu') -> dict:
     """``mmengine``'s checkpoint reader, with a clear error for a local
     file that is empty, truncated, or holds no state dict."""
     is_local = '://' not in filename
-    if is_local and not osp.isfile(filename):
+    if is_local and not osp.exists(filename):
         raise InvalidInputError(f'Checkpoint {filename} does not exist.')
+    if is_local and not osp.isfile(filename):
+        raise InvalidInputError(
+            f'Checkpoint {filename} is not a regular file (a directory, FIFO '
+            'or device); give the path of a .pth file.')
     if is_local and osp.getsize(filename) == 0:
         raise InvalidInputError(
             f'Checkpoint {filename} is empty (0 bytes): the run that wrote '
@@ -98,14 +102,64 @@ def check_checkpoint_fits(model: torch.nn.Module, checkpoint: dict,
             'it diverged. Use an earlier checkpoint.')
 
 
-def checkpoint_candidates(work_dir: str) -> List[str]:
+def check_checkpoint_overlaps(model: torch.nn.Module, checkpoint: dict,
+                              filename: str, logger=None) -> None:
+    """For a partial load (``load_from`` to fine-tune): refuse a checkpoint
+    of which nothing would load, or whose loaded part is not finite.
+
+    mmengine loads such a file key by key and only prints what it skipped,
+    so a checkpoint with, say, an extra key prefix trains from scratch.
+    """
+    state = state_dict_of(checkpoint)
+    expected = model.state_dict()
+    loaded = [
+        k for k, v in expected.items()
+        if k in state and hasattr(state[k], 'shape')
+        and tuple(state[k].shape) == tuple(v.shape)
+    ]
+    if not loaded:
+        raise InvalidInputError(
+            f'load_from={filename}: none of its {len(state)} tensors fits '
+            f'the model (e.g. checkpoint {list(state)[:3]} vs model '
+            f'{list(expected)[:3]}), so training would start from scratch. '
+            'Use a checkpoint of this architecture, or fix its key names.')
+    bad = [
+        k for k in loaded if state[k].is_floating_point()
+        and not torch.isfinite(state[k]).all()
+    ]
+    if bad:
+        raise InvalidInputError(
+            f'load_from={filename} has NaN or infinite values in '
+            f'{len(bad)} tensor(s), e.g. {bad[:_SHOWN]}.')
+    if logger is not None and len(loaded) < len(expected):
+        logger.warning(
+            f'load_from={filename}: {len(loaded)} of the model\'s '
+            f'{len(expected)} tensors come from the checkpoint; the others '
+            'keep their initialisation.')
+
+
+def checkpoint_candidates(work_dir: str, logger=None) -> List[str]:
     """Checkpoints of a work dir, newest first: the one ``last_checkpoint``
-    names, then ``*.pth`` by modification time."""
+    names, then ``*.pth`` by modification time.
+
+    A ``last_checkpoint`` that points into another directory (a copied
+    work dir) is replaced by the file of the same name in this one, if
+    there is one: resuming another run's checkpoint would mix two runs.
+    """
     candidates = []
     pointer = osp.join(work_dir, 'last_checkpoint')
     if osp.isfile(pointer):
         with open(pointer) as f:
             named = f.read().strip()
+        here = osp.join(work_dir, osp.basename(named)) if named else ''
+        outside = named and osp.dirname(osp.abspath(named)) != osp.abspath(
+            work_dir)
+        if outside and osp.isfile(here):
+            if logger is not None:
+                logger.warning(
+                    f'{pointer} names {named}, outside this work dir; '
+                    f'using {here} instead.')
+            named = here
         if named:
             candidates.append(named)
     others = sorted(
@@ -128,7 +182,7 @@ def find_resumable_checkpoint(work_dir: str,
         InvalidInputError: If there are checkpoints but none is readable:
             starting afresh would silently throw the run away.
     """
-    candidates = checkpoint_candidates(work_dir)
+    candidates = checkpoint_candidates(work_dir, logger)
     if not candidates:
         return None
     skipped = []

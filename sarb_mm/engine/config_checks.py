@@ -10,8 +10,10 @@ unnoticed or fail late.
 """
 import difflib
 import inspect
+import os
 from typing import Iterable, Optional
 
+import torch
 from mmengine.runner import Runner
 
 from sarb_mm.utils.errors import InvalidInputError
@@ -30,6 +32,21 @@ KNOWN_SUBKEYS = {
     'randomness': {'seed', 'deterministic', 'diff_rank_seed'},
     'env_cfg': {'cudnn_benchmark', 'mp_cfg', 'dist_cfg', 'resource_limit'},
 }
+# Keys the stock optimizer-wrapper constructors read from paramwise_cfg.
+PARAMWISE_KEYS = {
+    None: {
+        'custom_keys', 'bias_lr_mult', 'bias_decay_mult', 'norm_decay_mult',
+        'dwconv_decay_mult', 'flat_decay_mult', 'bypass_duplicate',
+        'dcn_offset_lr_mult'
+    },
+    'DefaultOptimWrapperConstructor': None,  # same as None, filled below
+    'LearningRateDecayOptimWrapperConstructor': {
+        'custom_keys', 'bias_decay_mult', 'norm_decay_mult',
+        'flat_decay_mult', 'layer_decay_rate'
+    },
+}
+PARAMWISE_KEYS['DefaultOptimWrapperConstructor'] = PARAMWISE_KEYS[None]
+CUSTOM_KEY_OPTIONS = {'lr_mult', 'decay_mult'}
 DEFAULT_HOOK_NAMES = ('runtime_info', 'timer', 'sampler_seed', 'logger',
                       'param_scheduler', 'checkpoint', 'visualization')
 SIMILARITY = 0.8
@@ -137,6 +154,147 @@ def check_hook_arguments(cfg) -> None:
                         'fail only when the hook first uses it.')
 
 
+def check_optim_wrapper(cfg) -> None:
+    """paramwise_cfg and clip_grad are read key by key: typos are ignored,
+    or (clip_grad) fail only at the first optimizer step."""
+    optim = cfg.get('optim_wrapper')
+    if not isinstance(optim, dict):
+        return
+    paramwise = optim.get('paramwise_cfg')
+    known = PARAMWISE_KEYS.get(optim.get('constructor'))
+    custom = (paramwise or {}).get('custom_keys') if isinstance(
+        paramwise, dict) else None
+    if paramwise is not None and not isinstance(paramwise, dict) or (
+            custom is not None and not (isinstance(custom, dict) and all(
+                isinstance(v, dict) for v in custom.values()))):
+        raise InvalidInputError(
+            'optim_wrapper.paramwise_cfg must be a dict, and its custom_keys '
+            "a dict of dicts such as {'head.': dict(lr_mult=10.0)}; got "
+            f'{paramwise!r}. (--cfg-options cannot write dicts: put them in '
+            'a config file.)')
+    if isinstance(paramwise, dict) and known is not None:
+        for key in paramwise:
+            if key not in known:
+                raise InvalidInputError(
+                    f'Unknown key optim_wrapper.paramwise_cfg.{key}: the '
+                    f'optimizer constructor reads {sorted(known)}.'
+                    f'{_did_you_mean(key, known)}')
+        for name, options in (paramwise.get('custom_keys') or {}).items():
+            for key in (options or {}):
+                if key not in CUSTOM_KEY_OPTIONS:
+                    raise InvalidInputError(
+                        'Unknown key optim_wrapper.paramwise_cfg.custom_keys'
+                        f'[{name!r}].{key}: use {sorted(CUSTOM_KEY_OPTIONS)}.'
+                        f'{_did_you_mean(key, CUSTOM_KEY_OPTIONS)}')
+    clip = optim.get('clip_grad')
+    if isinstance(clip, dict):
+        clip_type = clip.get('type', 'norm')
+        func = dict(norm=torch.nn.utils.clip_grad_norm_,
+                    value=torch.nn.utils.clip_grad_value_).get(clip_type)
+        if func is None:
+            raise InvalidInputError(
+                "optim_wrapper.clip_grad.type must be 'norm' or 'value', got "
+                f'{clip_type!r}.')
+        accepted = set(inspect.signature(func).parameters) - {'parameters'}
+        for key in clip:
+            if key not in accepted | {'type'}:
+                raise InvalidInputError(
+                    f'Unknown key optim_wrapper.clip_grad.{key} (type '
+                    f'{clip_type!r} takes {sorted(accepted)}).'
+                    f'{_did_you_mean(key, accepted)}')
+
+
+def _check_count(value, where: str) -> None:
+    if (isinstance(value, bool) or not isinstance(value, int)
+            or value < 1):
+        raise InvalidInputError(
+            f'{where} must be an integer >= 1, got {value!r}.')
+
+
+def check_loops_and_loaders(cfg) -> None:
+    """Values mmengine takes as given and fails on later (a zero
+    val_interval after the first epoch, a None batch size deep in the
+    sampler)."""
+    train_cfg = cfg.get('train_cfg')
+    if isinstance(train_cfg, dict) and 'type' not in train_cfg:
+        for key in ('max_epochs', 'max_iters', 'val_interval'):
+            if key in train_cfg:
+                _check_count(train_cfg[key], f'train_cfg.{key}')
+    for split in ('train', 'val', 'test'):
+        loader = cfg.get(f'{split}_dataloader')
+        if isinstance(loader, dict) and 'batch_size' in loader:
+            _check_count(loader['batch_size'],
+                         f'{split}_dataloader.batch_size')
+    hooks = cfg.get('custom_hooks')
+    if hooks is not None and (not isinstance(hooks, (list, tuple)) or any(
+            not isinstance(h, dict) for h in hooks)):
+        raise InvalidInputError(
+            'custom_hooks must be a list of dicts such as '
+            f"[dict(type='PrototypeHook')], got {hooks!r}.")
+    for name in ('randomness', 'env_cfg', 'auto_scale_lr'):
+        value = cfg.get(name)
+        if name == 'auto_scale_lr' and value is None:
+            continue  # no scaling
+        if name in cfg and not isinstance(value, dict):
+            raise InvalidInputError(
+                f'{name} must be a dict, got {value!r}; delete the line to '
+                'use the default.')
+    scale = cfg.get('auto_scale_lr') or {}
+    base = scale.get('base_batch_size')
+    if base is not None and (isinstance(base, bool) or not isinstance(
+            base, (int, float)) or not base > 0):
+        raise InvalidInputError(
+            'auto_scale_lr.base_batch_size must be a positive number (the '
+            f'total batch the configured lr is meant for), got {base!r}.')
+
+
+def check_evaluators(cfg) -> None:
+    """Two metrics with one prefix fail only at the first validation."""
+    from mmengine.registry import DefaultScope
+    from mmpretrain.registry import METRICS
+    scope = cfg.get('default_scope') or 'mmpretrain'
+    for name in ('val_evaluator', 'test_evaluator'):
+        metrics = cfg.get(name)
+        if isinstance(metrics, dict) and 'metrics' in metrics:
+            metrics = metrics['metrics']
+        if not isinstance(metrics, (list, tuple)):
+            continue
+        seen = {}
+        with DefaultScope.overwrite_default_scope(scope):
+            for metric in metrics:
+                if not isinstance(metric, dict):
+                    continue
+                metric_cls = METRICS.get(metric.get('type'))
+                prefix = metric.get('prefix') or getattr(
+                    metric_cls, 'default_prefix', None)
+                if prefix is None or metric.get('type') == 'DumpResults':
+                    continue
+                if prefix in seen:
+                    raise InvalidInputError(
+                        f'{name}: {seen[prefix]} and {metric.get("type")} '
+                        f'both report under the prefix {prefix!r}, so their '
+                        'keys would collide at the first evaluation; give '
+                        'one of them another prefix=...')
+                seen[prefix] = metric.get('type')
+
+
+def check_output_dirs(cfg) -> None:
+    """A checkpoint out_dir that cannot be written fails at start, not
+    after the first epoch."""
+    hook = (cfg.get('default_hooks') or {}).get('checkpoint')
+    out_dir = hook.get('out_dir') if isinstance(hook, dict) else None
+    if not out_dir or '://' in str(out_dir):
+        return
+    existing = os.path.abspath(out_dir)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing) or not os.access(existing, os.W_OK):
+        raise InvalidInputError(
+            f'default_hooks.checkpoint.out_dir={out_dir!r} cannot be '
+            f'written ({existing!r} is not a writable directory); '
+            'checkpoints would fail after the first epoch.')
+
+
 def check_seed(cfg) -> None:
     seed = (cfg.get('randomness') or {}).get('seed')
     if seed is None:
@@ -151,6 +309,10 @@ def check_seed(cfg) -> None:
 def check_config(cfg) -> None:
     """Every start-up check of a config, in one call."""
     check_top_level_keys(cfg)
+    check_loops_and_loaders(cfg)
     check_known_subkeys(cfg)
     check_hook_arguments(cfg)
+    check_optim_wrapper(cfg)
+    check_evaluators(cfg)
+    check_output_dirs(cfg)
     check_seed(cfg)

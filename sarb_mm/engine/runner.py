@@ -9,8 +9,8 @@ from mmengine.runner import BaseLoop, Runner
 from mmengine.runner.checkpoint import _load_checkpoint_to_model
 
 from sarb_mm.utils.errors import InvalidInputError
-from .checkpoints import (check_checkpoint_fits, find_resumable_checkpoint,
-                          read_checkpoint)
+from .checkpoints import (check_checkpoint_fits, check_checkpoint_overlaps,
+                          find_resumable_checkpoint, read_checkpoint)
 from .config_checks import check_config
 
 
@@ -55,7 +55,41 @@ class CheckedRunner(Runner):
     def from_cfg(cls, cfg) -> 'CheckedRunner':
         check_config(cfg)
         check_work_dir(cfg['work_dir'])
-        return super().from_cfg(cfg)
+        runner = super().from_cfg(cfg)
+        runner._warn_missing_hooks()
+        return runner
+
+    def _warn_missing_hooks(self) -> None:
+        from .hooks import PartialLabelHook
+        dataset = (self.cfg.get('train_dataloader') or {}).get('dataset')
+        partial = isinstance(dataset, dict) and dataset.get(
+            'type') == 'PartialLabelDataset'
+        if partial and not any(
+                isinstance(h, PartialLabelHook) for h in self.hooks):
+            self.logger.warning(
+                'The training set is a PartialLabelDataset but no '
+                'PartialLabelHook is registered: the split is neither saved '
+                'nor recorded in checkpoints (so a resume cannot check it), '
+                'and class counts are not checked. Add '
+                "dict(type='PartialLabelHook') to custom_hooks.")
+
+    def build_optim_wrapper(self, optim_wrapper):
+        """mmengine's, but a ``paramwise_cfg.custom_keys`` entry that
+        matches no parameter name is an error (it would silently do
+        nothing)."""
+        if isinstance(optim_wrapper, dict):
+            custom = (optim_wrapper.get('paramwise_cfg')
+                      or {}).get('custom_keys') or {}
+            model = self.model.module if is_model_wrapper(
+                self.model) else self.model
+            names = [name for name, _ in model.named_parameters()]
+            for key in custom:
+                if not any(key in name for name in names):
+                    raise InvalidInputError(
+                        f'optim_wrapper.paramwise_cfg.custom_keys[{key!r}] '
+                        'matches no parameter name (they look like '
+                        f'{names[:3]}), so it would change nothing.')
+        return super().build_optim_wrapper(optim_wrapper)
 
     @property
     def _evaluating_only(self) -> bool:
@@ -70,6 +104,14 @@ class CheckedRunner(Runner):
             if self._load_from is not None:
                 self.logger.info(f'Auto-resume from {self._load_from}.')
         super().load_or_resume()
+        if (self._resume and self._has_loaded
+                and not self._evaluating_only
+                and self.train_loop.iter >= self.train_loop.max_iters):
+            self.logger.warning(
+                f'The resumed checkpoint is already at iteration '
+                f'{self.train_loop.iter} of {self.train_loop.max_iters} '
+                f'(epoch {self.train_loop.epoch}): nothing is left to train. '
+                'Raise train_cfg.max_epochs to train on.')
 
     def load_checkpoint(self,
                         filename: str,
@@ -80,10 +122,20 @@ class CheckedRunner(Runner):
         checkpoint = read_checkpoint(filename, map_location=map_location)
         model = self.model.module if is_model_wrapper(
             self.model) else self.model
+        meta = checkpoint.get('meta')
+        if self._resume and not (isinstance(meta, dict) and 'epoch' in meta
+                                 and 'iter' in meta):
+            raise InvalidInputError(
+                f'Cannot resume from {filename}: it has no training state '
+                '("meta" with the epoch), e.g. a bare state dict or a '
+                'published model. Start a new run with load_from instead.')
         if ((self._resume or self._evaluating_only)
                 and self.cfg.get('load_strict', True)):
             check_checkpoint_fits(model, checkpoint, filename)
             strict = True
+        elif not strict:
+            check_checkpoint_overlaps(model, checkpoint, filename,
+                                      self.logger)
         self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
         checkpoint = _load_checkpoint_to_model(
             model, checkpoint, strict, revise_keys=revise_keys)

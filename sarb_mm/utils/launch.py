@@ -27,7 +27,8 @@ class CheckedDictAction(DictAction):
                              'e.g. train_cfg.max_epochs=20')
         try:
             super().__call__(parser, namespace, values, option_string)
-        except (AssertionError, ValueError, SyntaxError) as err:
+        except (AssertionError, ValueError, SyntaxError,
+                RecursionError) as err:
             parser.error(f'{option_string}: cannot parse {" ".join(values)!r}'
                          f' ({err or type(err).__name__}); quote lists and '
                          "tuples whole, e.g. 'key=[1,2]'.")
@@ -58,6 +59,10 @@ def load_config(args) -> Config:
     """
     if not osp.isfile(args.config):
         raise InvalidInputError(f'Config file {args.config} does not exist.')
+    if not args.config.endswith(('.py', '.json', '.yaml', '.yml')):
+        raise InvalidInputError(
+            f'Config file {args.config}: configs are .py (or .json / .yaml) '
+            'files.')
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     try:
         cfg = Config.fromfile(args.config)
@@ -68,6 +73,11 @@ def load_config(args) -> Config:
         raise InvalidInputError(
             f'Config {args.config} refers to a file that does not exist '
             f'({err.filename or err}); check its _base_ paths.') from None
+    except KeyError as err:
+        raise InvalidInputError(
+            f'Config {args.config} refers to {err} of its _base_ (through '
+            '{{_base_.xxx}} or _delete_), which the base does not '
+            'define.') from None
     cfg.launcher = args.launcher
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
@@ -118,22 +128,41 @@ def merge_cfg_options(cfg: Config, options: Optional[dict]) -> None:
     an error naming it."""
     if not options:
         return
-    try:
-        cfg.merge_from_dict(options)
-    except (TypeError, KeyError, AttributeError) as err:
-        raise InvalidInputError(
-            f'--cfg-options {options}: cannot apply ({err}). A dotted key '
-            'must follow dicts of the config; list items are addressed by '
-            'index, e.g. custom_hooks.0.interval=2.') from None
+    for key, value in options.items():
+        try:
+            cfg.merge_from_dict({key: value})
+        except (TypeError, KeyError, AttributeError, IndexError) as err:
+            raise InvalidInputError(
+                f'--cfg-options {key}={value!r}: cannot apply ({err}). A '
+                'dotted key must follow dicts of the config; list items are '
+                'addressed by index, e.g. custom_hooks.0.interval=2.'
+            ) from None
 
 
 def run_tool(main: Callable[[], None]) -> None:
-    """Run a tool's ``main``; bad input ends it with its message alone."""
+    """Run a tool's ``main``; bad input ends it with its message alone.
+
+    Besides :class:`InvalidInputError`, a config entry that a class does not
+    take (mmengine's registry reports it as a ``TypeError`` naming the
+    class and the argument) is bad input too.
+    """
     try:
         main()
     except InvalidInputError as err:
-        print(f'{osp.basename(sys.argv[0])}: error: {err}', file=sys.stderr)
-        sys.exit(2)
+        _fail(str(err))
+    except TypeError as err:
+        message = str(err)
+        if ('unexpected keyword argument' not in message
+                and 'required positional argument' not in message):
+            raise
+        _fail(f'{message}. A config entry does not match the arguments of '
+              'the class it configures: check its spelling in the config and '
+              'in --cfg-options.')
+
+
+def _fail(message: str) -> None:
+    print(f'{osp.basename(sys.argv[0])}: error: {message}', file=sys.stderr)
+    sys.exit(2)
 
 
 def prepare_distributed(cfg: Config) -> None:
@@ -157,8 +186,13 @@ def prepare_distributed(cfg: Config) -> None:
             raise RuntimeError('CPU slurm runs need MASTER_ADDR in the '
                                'environment (the first node\'s address).')
     elif cfg.launcher != 'pytorch':
-        raise ValueError(f'launcher={cfg.launcher!r} is not supported on CPU; '
-                         'use torchrun (--launcher pytorch) or slurm.')
+        raise InvalidInputError(
+            f'launcher={cfg.launcher!r} is not supported on CPU; use '
+            'torchrun (--launcher pytorch) or slurm.')
+    elif 'RANK' not in os.environ or 'WORLD_SIZE' not in os.environ:
+        raise InvalidInputError(
+            '--launcher pytorch needs the environment torchrun sets (RANK, '
+            'WORLD_SIZE, ...): start with tools/dist_train.sh or torchrun.')
     if not torch_dist.is_initialized():
         torch_dist.init_process_group(backend='gloo')
     cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})

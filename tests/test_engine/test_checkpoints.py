@@ -11,6 +11,7 @@ from mmengine.optim import OptimWrapper
 import sarb_mm  # noqa: F401
 from sarb_mm.engine import CheckedRunner
 from sarb_mm.engine.checkpoints import (check_checkpoint_fits,
+                                        check_checkpoint_overlaps,
                                         find_resumable_checkpoint,
                                         read_checkpoint)
 from sarb_mm.utils.errors import InvalidInputError
@@ -112,3 +113,44 @@ def test_auto_scale_lr_uses_the_effective_batch(world_size, batch,
     CheckedRunner.scale_lr(runner, wrapper, dict(base_batch_size=8))
     assert wrapper.optimizer.param_groups[0]['lr'] == pytest.approx(
         1e-5 * factor)  # not enabled: unchanged
+
+
+def test_copied_work_dir_never_resumes_the_original(tmp_path):
+    model = build_tiny_sarb(3)
+    original, copy = tmp_path / 'original', tmp_path / 'copy'
+    original.mkdir()
+    copy.mkdir()
+    _save(original / 'epoch_1.pth', model)
+    (copy / 'last_checkpoint').write_text(str(original / 'epoch_1.pth'))
+    # checkpoints kept outside the work dir (CheckpointHook out_dir): fine
+    assert find_resumable_checkpoint(str(copy)) == str(
+        original / 'epoch_1.pth')
+    (copy / 'epoch_1.pth').write_bytes(b'')  # the copy's own, corrupt
+    with pytest.raises(InvalidInputError, match='none of the 1'):
+        find_resumable_checkpoint(str(copy))
+
+
+def test_fine_tuning_checkpoint_must_overlap(tmp_path):
+    model = build_tiny_sarb(3)
+    logger = MMLogger.get_instance('overlap-test')
+    warnings = []
+    logger.warning = warnings.append
+    state = model.state_dict()
+    prefixed = {f'model.{k}': v for k, v in state.items()}
+    with pytest.raises(InvalidInputError, match='none of its .* tensors fits'):
+        check_checkpoint_overlaps(model, {'state_dict': prefixed}, 'p.pth')
+    backbone = {k: v for k, v in state.items() if k.startswith('backbone.')}
+    check_checkpoint_overlaps(model, {'state_dict': backbone}, 'b.pth',
+                              logger)
+    assert len(warnings) == 1 and 'keep their initialisation' in warnings[0]
+    backbone['backbone.conv1.weight'] = torch.full_like(
+        backbone['backbone.conv1.weight'], float('inf'))
+    with pytest.raises(InvalidInputError, match='NaN or infinite'):
+        check_checkpoint_overlaps(model, {'state_dict': backbone}, 'b.pth')
+
+
+def test_fifo_checkpoint_is_not_read(tmp_path):
+    fifo = tmp_path / 'pipe.pth'
+    os.mkfifo(fifo)
+    with pytest.raises(InvalidInputError, match='not a regular file'):
+        read_checkpoint(str(fifo))

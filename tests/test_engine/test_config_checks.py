@@ -59,10 +59,45 @@ def test_helper_variables_and_shipped_configs_pass():
      "unknown hook type 'ProtoypeHook'.*'PrototypeHook'"),
     (dict(randomness=dict(seed=-1)), 'randomness.seed'),
     (dict(randomness=dict(seed=1.5)), 'randomness.seed'),
+    (dict(optim_wrapper=dict(paramwise_cfg=dict(bias_decay_mul=0.0))),
+     "paramwise_cfg.bias_decay_mul.*'bias_decay_mult'"),
+    (dict(optim_wrapper=dict(paramwise_cfg=dict(
+        custom_keys={'head.': dict(lr_mul=10.0)}))), "'lr_mult'"),
+    (dict(optim_wrapper=dict(clip_grad=dict(max_nrom=1.0))),
+     "clip_grad.max_nrom.*'max_norm'"),
+    (dict(train_cfg=dict(by_epoch=True, max_epochs=2, val_interval=0)),
+     'train_cfg.val_interval must be an integer >= 1, got 0'),
+    (dict(train_cfg=dict(by_epoch=True, max_epochs=0)),
+     'train_cfg.max_epochs'),
+    (dict(train_dataloader=dict(batch_size=None)),
+     'train_dataloader.batch_size must be an integer >= 1, got None'),
+    (dict(custom_hooks='PrototypeHook'), 'custom_hooks must be a list'),
+    (dict(randomness=None), 'randomness must be a dict'),
+    (dict(auto_scale_lr=dict(base_batch_size=0)),
+     'base_batch_size must be a positive number'),
+    (dict(val_evaluator=[dict(type='InterpolatedMultiLabelMetric'),
+                         dict(type='InterpolatedMultiLabelMetric',
+                              topk=None)]),
+     "both report under the prefix 'interp-multi-label'"),
+    (dict(default_hooks=dict(checkpoint=dict(
+        type='CheckpointHook', out_dir='/dev/null/ckpts'))),
+     'out_dir=.*cannot be written'),
 ])
 def test_typos_fail_with_a_suggestion(entries, match):
     with pytest.raises(InvalidInputError, match=match):
         check_config(_cfg(**entries))
+
+
+def test_valid_settings_pass():
+    check_config(_cfg(
+        auto_scale_lr=None,
+        optim_wrapper=dict(
+            optimizer=dict(type='Adam'),
+            clip_grad=dict(max_norm=1.0, norm_type=2),
+            paramwise_cfg=dict(bias_decay_mult=0.0,
+                               custom_keys={'head.': dict(lr_mult=10.0)})),
+        val_evaluator=[dict(type='InterpolatedMultiLabelMetric'),
+                       dict(type='AveragePrecision')]))
 
 
 def test_forwarded_hook_arguments_are_accepted():

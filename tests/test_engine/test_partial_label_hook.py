@@ -98,3 +98,20 @@ def test_checkpoint_records_the_split_and_resume_checks_it(tmp_path):
     # Loading weights to fine-tune on another split is not a resume.
     resumed._resume = False
     hook.after_load_checkpoint(resumed, checkpoint)
+
+
+def test_evaluating_on_partial_labels_is_refused(tmp_path):
+    runner = _runner(tmp_path, 3)
+    runner._val_loop.dataloader.dataset.partial_labels = np.zeros(
+        (2, 3), dtype=np.int8)
+    with pytest.raises(ValueError, match='val dataset is a PartialLabel'):
+        PartialLabelHook().before_run(runner)
+
+
+def test_resume_without_recorded_split_warns(tmp_path):
+    runner = _runner(tmp_path, 3)
+    runner._resume = True
+    warnings = []
+    runner.logger = SimpleNamespace(warning=warnings.append)
+    PartialLabelHook().after_load_checkpoint(runner, {'meta': {}})
+    assert len(warnings) == 1 and 'records no training split' in warnings[0]

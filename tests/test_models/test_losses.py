@@ -1,6 +1,7 @@
 """Partial BCE and the category-wise contrastive term vs. SPEC section 4."""
 import math
 
+import pytest
 import torch
 
 import sarb_mm  # noqa: F401
@@ -203,3 +204,13 @@ def test_contrastive_module_weight_and_registry():
     torch.manual_seed(9)
     b = 0.05 * category_contrastive_loss(F, y)
     torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize('loss_type', ['PartialBCELoss',
+                                       'CategoryContrastiveLoss'])
+@pytest.mark.parametrize('weight', [-1.0, float('nan'), float('inf'), '1'])
+def test_loss_weights_are_checked(loss_type, weight):
+    from sarb_mm.utils.errors import InvalidInputError
+    with pytest.raises(InvalidInputError,
+                       match=f'{loss_type} loss_weight must be a finite'):
+        MODELS.build(dict(type=loss_type, loss_weight=weight))

@@ -56,6 +56,17 @@ def test_start_up_errors(tmp_path, demo_root):
     blocker.write_text('')
     _refused(['tools/train.py', SARB, '--work-dir', str(blocker / 'w'),
               '--cfg-options'] + opts, 'Cannot write to the work dir')
+    # A nested typo that only the class itself can tell.
+    _refused(train + ['--cfg-options'] + opts + ['train_cfg.max_epoch=2'],
+             "unexpected keyword argument 'max_epoch'")
+    head_lr = tmp_path / 'head_lr.py'
+    head_lr.write_text(
+        f"_base_ = '{osp.abspath(SARB)}'\n"
+        "optim_wrapper = dict(paramwise_cfg=dict(\n"
+        "    custom_keys={'hed.': dict(lr_mult=10.0)}))\n")
+    _refused(['tools/train.py', str(head_lr), '--work-dir',
+              str(tmp_path / 'w'), '--cfg-options'] + opts,
+             "custom_keys['hed.'] matches no parameter name")
 
 
 def test_evaluation_loads_strictly(tmp_path, demo_root, trained):
@@ -131,6 +142,20 @@ def test_resume_guards(tmp_path, demo_root, trained):
     _refused(['tools/train.py', SARB, '--work-dir', str(tmp_path / 'other'),
               '--resume', checkpoint, '--cfg-options'] + opts +
              ['model.head.out_channels=32'], 'does not fit the model')
+
+    state = torch.load(checkpoint)
+    bare = str(tmp_path / 'bare.pth')
+    torch.save({'state_dict': state['state_dict']}, bare)
+    _refused(['tools/train.py', SARB, '--work-dir', str(tmp_path / 'bare'),
+              '--resume', bare, '--cfg-options'] + opts,
+             'has no training state')
+    prefixed = str(tmp_path / 'prefixed.pth')
+    torch.save({'state_dict': {f'model.{k}': v
+                               for k, v in state['state_dict'].items()}},
+               prefixed)
+    _refused(['tools/train.py', SARB, '--work-dir', str(tmp_path / 'ft'),
+              '--cfg-options'] + opts + [f'load_from={prefixed}'],
+             'training would start from scratch')
 
 
 def test_auto_resume_skips_a_corrupt_newest_checkpoint(tmp_path, demo_root,

@@ -77,6 +77,14 @@ class PartialLabelHook(Hook):
                     f'{num_classes}. Set model.head.num_classes (and the '
                     f'neck\'s num_classes for SARB) to {len(classes)} in the '
                     'config, or point the dataset at the right annotations.')
+            if name != 'train' and getattr(dataset, 'partial_labels',
+                                           None) is not None:
+                raise InvalidInputError(
+                    f'The {name} dataset is a PartialLabelDataset: its '
+                    'hidden labels would count as negatives and the metrics '
+                    f'would be wrong. Evaluate on the fully labelled '
+                    f'dataset: set {name}_dataloader.dataset to the '
+                    'wrapped dataset (the PartialLabelDataset\'s `dataset`).')
         dataset = built_dataset(runner, 'train')
         if getattr(dataset, 'partial_labels', None) is not None:
             self._record_split(runner, dataset)
@@ -138,7 +146,14 @@ class PartialLabelHook(Hook):
             return
         saved = (checkpoint.get('meta') or {}).get('partial_labels')
         dataset = built_dataset(runner, 'train')
-        if saved is None or getattr(dataset, 'partial_labels', None) is None:
+        if getattr(dataset, 'partial_labels', None) is None:
+            return
+        if saved is None:
+            runner.logger.warning(
+                'The checkpoint records no training split (it was saved '
+                'without PartialLabelHook or by an older version), so this '
+                f'resume cannot check that {_source(dataset)} is the split '
+                'it was trained on.')
             return
         current = _fingerprint(dataset)
         if saved['fingerprint'] != current:

@@ -6,6 +6,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmpretrain.registry import MODELS
 
+from sarb_mm.utils.validation import check_weight
+
 
 def _subsample(terms: torch.Tensor, num_pos: int,
                generator: Optional[torch.Generator]) -> torch.Tensor:
@@ -86,7 +88,8 @@ class CategoryContrastiveLoss(nn.Module):
 
     def __init__(self, loss_weight: float = 0.05) -> None:
         super().__init__()
-        self.loss_weight = loss_weight
+        self.loss_weight = check_weight(
+            loss_weight, 'CategoryContrastiveLoss loss_weight')
 
     def forward(self, features: torch.Tensor, targets: torch.Tensor,
                 **kwargs) -> torch.Tensor:

@@ -6,6 +6,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmpretrain.registry import MODELS
 
+from sarb_mm.utils.validation import check_weight
+
 
 def partial_bce(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Mean BCE over the entries with a known (non-zero) target.
@@ -46,7 +48,8 @@ class PartialBCELoss(nn.Module):
 
     def __init__(self, loss_weight: float = 1.0) -> None:
         super().__init__()
-        self.loss_weight = loss_weight
+        self.loss_weight = check_weight(loss_weight,
+                                        'PartialBCELoss loss_weight')
 
     def forward(self,
                 cls_score: torch.Tensor,
