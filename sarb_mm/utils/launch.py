@@ -117,7 +117,7 @@ def _find_syntax_error(path: str, seen: set):
                 return None
             for base in [bases] if isinstance(bases, str) else bases:
                 found = _find_syntax_error(
-                    osp.join(osp.dirname(path), base), seen)
+                    osp.normpath(osp.join(osp.dirname(path), base)), seen)
                 if found is not None:
                     return found
     return None
