@@ -10,19 +10,23 @@ Examples:
 """
 import argparse
 import os
-import re
 import os.path as osp
+import re
 
 import numpy as np
 
 from sarb_mm.datasets.voc import VOC2007_CLASSES
-from sarb_mm.utils.word_vectors import COCO_CLASSES, build_word_vectors
+from sarb_mm.utils.errors import InvalidInputError
+from sarb_mm.utils.launch import run_tool
+from sarb_mm.utils.word_vectors import (COCO_CLASSES, build_word_vectors,
+                                        check_glove_file)
 
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('glove', help='GloVe text file (e.g. 840B.300d)')
-    parser.add_argument('out', help='output .npy path')
+    parser.add_argument(
+        'out', help='output .npy path (.npy is appended if missing)')
     parser.add_argument('--dim', type=int, default=300,
                         help='vector width of the GloVe file')
     source = parser.add_mutually_exclusive_group(required=True)
@@ -39,8 +43,21 @@ def class_names(args):
     if args.dataset == 'voc':
         return list(VOC2007_CLASSES)
     if args.classes:
+        if not osp.isfile(args.classes):
+            raise InvalidInputError(
+                f'--classes file {args.classes!r} does not exist or is not a '
+                'regular file; give a text file with one class name per '
+                'line, in label-index order.')
         with open(args.classes, encoding='utf-8') as f:
-            return [line.strip() for line in f if line.strip()]
+            names = [line.strip() for line in f if line.strip()]
+        if not names:
+            raise InvalidInputError(
+                f'--classes file {args.classes!r} holds no class name; give '
+                'one per line, in label-index order.')
+        return names
+    if not osp.isfile(args.config):
+        raise InvalidInputError(f'Config file {args.config!r} does not '
+                                'exist.')
     from mmengine.config import Config
     from mmpretrain.registry import DATASETS
     import sarb_mm  # noqa: F401
@@ -49,27 +66,41 @@ def class_names(args):
     return list(DATASETS.build(cfg.val_dataloader.dataset).metainfo['classes'])
 
 
+def output_path(out):
+    """The path actually written: ``np.save`` appends ``.npy`` otherwise."""
+    path = out if out.endswith('.npy') else f'{out}.npy'
+    for candidate in (out, path):
+        if osp.isdir(candidate) or candidate.endswith(('/', os.sep)):
+            raise InvalidInputError(
+                f'Output {candidate!r} is a directory; give a file name '
+                'ending in .npy, e.g. data/word_vectors/coco_glove_300d.npy.')
+    return path
+
+
 def main():
     args = parse_args()
-    if not osp.isfile(args.glove):
-        raise FileNotFoundError(
-            f'GloVe file {args.glove} not found; download e.g. '
-            'glove.840B.300d.zip from https://nlp.stanford.edu/projects/'
-            'glove/ and unzip it.')
+    out = output_path(args.out)
+    check_glove_file(args.glove)  # before building a config's dataset
     names = class_names(args)
     placeholders = [n for n in names if re.fullmatch(r'vg_class_\d+', n)]
     if placeholders:
-        raise ValueError(
+        raise InvalidInputError(
             f'{len(placeholders)} class names are placeholders (e.g. '
             f'{placeholders[0]!r}): VG200MultiLabelDataset only knows label '
             'indices. Pass --classes FILE with the 200 category names of the '
             'VG-200 release, one per line in label-index order.')
     vectors = build_word_vectors(names, args.glove, args.dim)
-    os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
-    np.save(args.out, vectors)
+    try:
+        os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
+        np.save(out, vectors)
+    except OSError as err:
+        raise InvalidInputError(
+            f'Cannot write {out!r} ({err.strerror or err}); choose a '
+            'writable path.') from None
+    note = '' if out == args.out else f' (.npy appended to {args.out!r})'
     print(f'Wrote {vectors.shape} embeddings of {len(names)} classes to '
-          f'{args.out}')
+          f'{out}{note}')
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

@@ -2,10 +2,12 @@
 import hashlib
 import math
 import numbers
-import os.path as osp
 from typing import Optional, Tuple
 
 import numpy as np
+
+from sarb_mm.utils.errors import InvalidInputError
+from sarb_mm.utils.npy import load_checked_npy
 
 
 def validate_known_ratio(known_ratio) -> float:
@@ -15,16 +17,19 @@ def validate_known_ratio(known_ratio) -> float:
         known_ratio: Proportion of labels kept known.
 
     Raises:
-        ValueError: If it is not a real number in (0, 1] (NaN included).
+        InvalidInputError: If it is not a real number in (0, 1] (NaN
+            included).
     """
     if isinstance(known_ratio, bool) or not isinstance(
             known_ratio, (int, float, np.floating, np.integer)):
-        raise ValueError('known_ratio must be a number in (0, 1], got '
-                         f'{known_ratio!r} ({type(known_ratio).__name__}).')
+        raise InvalidInputError(
+            'known_ratio must be a number in (0, 1], got '
+            f'{known_ratio!r} ({type(known_ratio).__name__}).')
     ratio = float(known_ratio)
     if math.isnan(ratio) or not 0.0 < ratio <= 1.0:
-        raise ValueError(f'known_ratio must be in (0, 1], got {ratio}. Use '
-                         'e.g. known_ratio=0.1 for 10% known labels.')
+        raise InvalidInputError(
+            f'known_ratio must be in (0, 1], got {ratio}. Use e.g. '
+            'known_ratio=0.1 for 10% known labels.')
     return ratio
 
 
@@ -39,19 +44,20 @@ def validate_seed(seed, name: str = 'seed') -> int:
         name (str): How the error names the parameter.
 
     Raises:
-        ValueError: If it is None, not an integer (bool included) or out of
-            numpy's seed range.
+        InvalidInputError: If it is None, not an integer (bool included)
+            or out of numpy's seed range.
     """
     if seed is None:
-        raise ValueError(
+        raise InvalidInputError(
             f'{name}=None is not allowed: the split of known labels is part '
             'of the experiment, and None would draw a different one in every '
             'run and in every process. Give an integer, e.g. 0 (published).')
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise ValueError(f'{name} must be an integer in [0, 2**32 - 1], got '
-                         f'{seed!r} ({type(seed).__name__}).')
+        raise InvalidInputError(
+            f'{name} must be an integer in [0, 2**32 - 1], got '
+            f'{seed!r} ({type(seed).__name__}).')
     if not 0 <= int(seed) < 2**32:
-        raise ValueError(
+        raise InvalidInputError(
             f'{name} must be an integer in [0, 2**32 - 1], got {seed}.')
     return int(seed)
 
@@ -87,8 +93,9 @@ def make_partial_labels(labels: np.ndarray,
     seed = validate_seed(seed)
     labels = np.asarray(labels)
     if labels.ndim != 2:
-        raise ValueError('labels must be a 2-D (num_images, num_classes) '
-                         f'matrix, got shape {labels.shape}.')
+        raise InvalidInputError(
+            'labels must be a 2-D (num_images, num_classes) matrix, got '
+            f'shape {labels.shape}.')
     _check_values(labels, 'labels')
     draws = np.random.RandomState(seed).random_sample(labels.shape)
     return np.where(draws < ratio, labels, 0).astype(labels.dtype)
@@ -100,6 +107,10 @@ def load_partial_labels(path: str,
                         ) -> np.ndarray:
     """Load and validate a saved partial-label matrix (``.npy``).
 
+    The file is checked before its data is read (see
+    :func:`sarb_mm.utils.npy.load_checked_npy`): a regular, plain ``.npy``
+    file of integer or real dtype and of the expected shape.
+
     Args:
         path (str): The ``.npy`` file of shape (N_img, C), values -1/0/1.
         expected_shape (tuple, optional): (N_img, C) of the dataset.
@@ -108,23 +119,24 @@ def load_partial_labels(path: str,
 
     Returns:
         np.ndarray: The matrix as int8.
+
+    Raises:
+        MissingInputFileError: If the file does not exist (also a
+            ``FileNotFoundError``).
+        InvalidInputError: If it is not such a matrix or contradicts
+            ``full_labels``.
     """
-    if not osp.isfile(path):
-        raise FileNotFoundError(
-            f'partial_file {path!r} does not exist. Give the path of a .npy '
-            'matrix (num_images x num_classes, values -1/0/1), or use '
-            'known_ratio instead.')
-    try:
-        matrix = np.load(path, allow_pickle=False)
-    except ValueError as err:
-        raise ValueError(f'partial_file {path!r} is not a plain .npy '
-                         f'array: {err}') from None
-    if expected_shape is not None and matrix.shape != tuple(expected_shape):
-        raise ValueError(
-            f'partial_file {path!r} has shape {matrix.shape}, but the '
-            f'dataset needs {tuple(expected_shape)} (num_images, '
-            'num_classes). Was it made for another dataset or split?')
-    _check_values(matrix, f'partial_file {path!r}')
+    name = f'partial_file {path!r}'
+    matrix = load_checked_npy(
+        path,
+        'partial_file',
+        (None, None) if expected_shape is None else expected_shape,
+        fix='Give the path of a .npy matrix (num_images x num_classes, '
+        'values -1/0/1) written with np.save, e.g. the partial_labels.npy '
+        'of a run, or use known_ratio instead.',
+        shape_note='The dataset needs (num_images, num_classes). Was it '
+        'made for another dataset or split?')
+    _check_values(matrix, name)
     matrix = matrix.astype(np.int8)
     if full_labels is not None:
         known = matrix != 0
@@ -133,19 +145,24 @@ def load_partial_labels(path: str,
         wrong = known & (full_labels != 0) & (matrix != full_labels)
         if wrong.any():
             img, cls = np.argwhere(wrong)[0]
-            raise ValueError(
-                f'partial_file {path!r} disagrees with the dataset labels at '
+            raise InvalidInputError(
+                f'{name} disagrees with the dataset labels at '
                 f'{int(wrong.sum())} known entries (first: image {img}, '
                 f'class {cls}). It was made for another dataset or order.')
     return matrix
 
 
 def _check_values(matrix: np.ndarray, name: str) -> None:
-    if not np.issubdtype(matrix.dtype, np.number):
-        raise ValueError(f'{name} must be numeric, got dtype {matrix.dtype}.')
-    if np.issubdtype(matrix.dtype, np.floating) and np.isnan(matrix).any():
-        raise ValueError(f'{name} contains NaN; allowed values are -1, 0, 1.')
+    # bool and complex are numbers to NumPy, but not -1/0/1 labels.
+    if matrix.dtype.kind not in 'iuf':
+        raise InvalidInputError(
+            f'{name} must hold real numbers -1/0/1, got dtype '
+            f'{matrix.dtype}.')
+    if matrix.dtype.kind == 'f' and np.isnan(matrix).any():
+        raise InvalidInputError(
+            f'{name} contains NaN; allowed values are -1, 0, 1.')
     bad = ~np.isin(matrix, (-1, 0, 1))
     if bad.any():
         found = np.unique(matrix[bad])[:5].tolist()
-        raise ValueError(f'{name} has values {found} outside {{-1, 0, 1}}.')
+        raise InvalidInputError(
+            f'{name} has values {found} outside {{-1, 0, 1}}.')

@@ -7,6 +7,8 @@ from mmengine.dataset import BaseDataset
 from mmengine.logging import MMLogger
 from mmpretrain.registry import DATASETS
 
+from sarb_mm.utils.errors import InvalidInputError
+
 from .partial_labels import (load_partial_labels, make_partial_labels,
                              split_fingerprint, validate_known_ratio,
                              validate_seed)
@@ -55,10 +57,10 @@ class PartialLabelDataset:
                  partial_file: Optional[str] = None,
                  lazy_init: bool = False) -> None:
         if (known_ratio is None) == (partial_file is None):
-            raise ValueError('PartialLabelDataset needs exactly one of '
-                             'known_ratio (e.g. 0.1) or partial_file (.npy), '
-                             f'got known_ratio={known_ratio!r}, '
-                             f'partial_file={partial_file!r}.')
+            raise InvalidInputError(
+                'PartialLabelDataset needs exactly one of known_ratio (e.g. '
+                f'0.1) or partial_file (.npy), got known_ratio={known_ratio!r}'
+                f', partial_file={partial_file!r}.')
         if known_ratio is not None:
             known_ratio = validate_known_ratio(known_ratio)
         self.known_ratio = known_ratio
@@ -89,9 +91,10 @@ class PartialLabelDataset:
             return
         self.dataset.full_init()
         if len(self.dataset) == 0:
-            raise ValueError('PartialLabelDataset wraps an empty dataset '
-                             f'({type(self.dataset).__name__}); check its '
-                             'annotation file and split.')
+            raise InvalidInputError(
+                'PartialLabelDataset wraps an empty dataset '
+                f'({type(self.dataset).__name__}); check its annotation file '
+                'and split.')
         full = full_label_matrix(self.dataset)
         if self.partial_file is not None:
             self.partial_labels = load_partial_labels(
@@ -99,6 +102,7 @@ class PartialLabelDataset:
         else:
             self.partial_labels = make_partial_labels(full, self.known_ratio,
                                                       self.seed)
+        self._check_known_entries()
         self.fingerprint = split_fingerprint(self.partial_labels)
         self._fully_initialized = True
         self._log_summary()
@@ -109,6 +113,36 @@ class PartialLabelDataset:
         if self.partial_file is not None:
             return f'partial_file={self.partial_file}'
         return f'known_ratio={self.known_ratio}, seed={self.seed}'
+
+    def _check_known_entries(self) -> None:
+        """Refuse a split without any known entry; warn about classes
+        without a known positive."""
+        num_images, num_classes = self.partial_labels.shape
+        if not self.partial_labels.any():
+            if self.partial_file is not None:
+                fix = ('The file holds only zeros (all unknown); give a '
+                       'split with known -1/1 entries, or use known_ratio.')
+            else:
+                expected = self.known_ratio * num_images * num_classes
+                fix = (f'About {expected:.3g} entries were expected to '
+                       'stay known; raise '
+                       'known_ratio (the published runs use 0.1 to 0.9) or '
+                       'use more images.')
+            raise InvalidInputError(
+                f'The partial-label split ({self.source}) leaves no label '
+                f'known among {num_images} images x {num_classes} classes: '
+                'training would see no label and its loss would be 0. '
+                f'{fix}')
+        without = np.flatnonzero(~(self.partial_labels > 0).any(axis=0))
+        if len(without):
+            classes = self.dataset.metainfo['classes']
+            names = ', '.join(str(classes[i]) for i in without)
+            MMLogger.get_current_instance().warning(
+                f'Partial labels ({self.source}): {len(without)} of '
+                f'{num_classes} classes have no known positive in this '
+                f'split: {names}. They get no prototype and an all-zero '
+                'co-occurrence row, and learn only from negatives. A higher '
+                'known_ratio or more images gives them positives.')
 
     def _log_summary(self) -> None:
         known = self.partial_labels != 0

@@ -8,3 +8,16 @@ class InvalidInputError(ValueError):
     ``tools/test.py`` print it without a traceback: the traceback would
     point into the checking code, not at the problem.
     """
+
+
+class MissingInputFileError(InvalidInputError, FileNotFoundError):
+    """A file named in a config or argument does not exist.
+
+    Also a :class:`FileNotFoundError`, so code that catches that keeps
+    working.
+    """
+
+
+class InputPathTypeError(InvalidInputError, TypeError):
+    """A path argument that is not a path (e.g. an int, which ``open``
+    would take as a file descriptor)."""

@@ -1,7 +1,13 @@
 """Category embeddings from a GloVe text file (SPEC section 2)."""
+import itertools
+import os
+import stat
 from typing import Dict, Iterable, List, Sequence
 
 import numpy as np
+
+from .errors import InvalidInputError
+from .errors import MissingInputFileError
 
 # The 80 MS-COCO category names in ascending category-id order.
 COCO_CLASSES = (
@@ -25,6 +31,8 @@ _SPLIT_NAMES = {
     'pottedplant': 'potted plant',
     'tvmonitor': 'tv monitor',
 }
+# Saved as float32: a larger value would become inf.
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def name_to_words(name: str) -> List[str]:
@@ -41,20 +49,103 @@ def read_glove(path: str,
     Streams the file (the 840B file is ~5 GB) and keeps only what is asked.
     Tokens may contain spaces (a few in glove.840B do), so the vector is the
     last ``dim`` fields of a line and the token everything before.
+
+    Raises:
+        MissingInputFileError: If the file does not exist.
+        InvalidInputError: If it is not a regular UTF-8 file, its first
+            lines show vectors of another width than ``dim``, a line of a
+            wanted word does not end in ``dim`` numbers, or wanted vectors
+            hold NaN/inf (or values beyond the float32 range).
     """
+    if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
+        raise InvalidInputError(
+            f'The vector width (--dim) must be a positive integer, got '
+            f'{dim!r}.')
+    check_glove_file(path)
     wanted = set(words)
     found: Dict[str, np.ndarray] = {}
-    with open(path, encoding='utf-8') as f:
-        for line_no, line in enumerate(f, 1):
-            parts = line.rstrip('\n').rstrip(' ').split(' ')
-            word = ' '.join(parts[:-dim])
-            if word in wanted and word not in found:
+    bad: List[str] = []
+    line_no = 0
+    try:
+        _check_width(path, dim)
+        with open(path, encoding='utf-8') as f:
+            for line_no, line in enumerate(f, 1):
+                parts = line.rstrip('\n').rstrip(' ').split(' ')
+                word = ' '.join(parts[:-dim])
+                if word not in wanted or word in found:
+                    continue
                 try:
-                    found[word] = np.asarray(parts[-dim:], dtype=np.float32)
+                    vector = np.asarray(parts[-dim:], dtype=np.float64)
                 except ValueError:
-                    raise ValueError(f'{path}:{line_no}: not a GloVe line '
-                                     f'of {dim} numbers.') from None
+                    raise InvalidInputError(
+                        f'{path}:{line_no}: not a GloVe line of a word and '
+                        f'{dim} numbers.') from None
+                if not (np.abs(vector) <= _FLOAT32_MAX).all():
+                    bad.append(f'{word!r} (line {line_no})')
+                    continue
+                found[word] = vector.astype(np.float32)
+    except UnicodeDecodeError as err:
+        where = f'line {line_no + 1}: ' if line_no else ''
+        raise InvalidInputError(
+            f'GloVe file {path!r} is not UTF-8 text ({where}{err.reason}); '
+            'give the unzipped GloVe .txt file.') from None
+    if bad:
+        raise InvalidInputError(
+            f'GloVe file {path!r} has NaN/inf values (or values beyond the '
+            f'float32 range) in the vectors of {len(bad)} words: '
+            f'{", ".join(bad)}. Fix those lines or use an intact GloVe '
+            'file; such vectors would make every score NaN.')
     return found
+
+
+def check_glove_file(path: str) -> None:
+    """Raise unless ``path`` is an existing regular file (with the
+    download hint)."""
+    fix = ('Download e.g. glove.840B.300d.zip from '
+           'https://nlp.stanford.edu/projects/glove/ and unzip it.')
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise MissingInputFileError(
+            f'GloVe file {path!r} does not exist. {fix}') from None
+    if not stat.S_ISREG(mode):
+        raise InvalidInputError(
+            f'GloVe file {path!r} is not a regular file (a directory, FIFO '
+            f'or device). Give the unzipped .txt file. {fix}')
+
+
+def _check_width(path: str, dim: int, num_lines: int = 10) -> None:
+    """Compare the vector width of the first lines with ``dim``: with a
+    wrong width no token would be recognised, and every class would look
+    missing.
+
+    A line's width is the number of numbers it ends in; a numeric token
+    (e.g. "1") adds one, so the smallest width of the first lines counts.
+    """
+    widths = []
+    with open(path, encoding='utf-8') as f:
+        for line in itertools.islice(f, num_lines):
+            numbers = 0
+            for field in reversed(line.rstrip('\n').rstrip(' ').split(' ')):
+                try:
+                    float(field)
+                except ValueError:
+                    break
+                numbers += 1
+            widths.append(numbers)
+    width = min(widths, default=0)
+    if width == dim:
+        return
+    if width == 0:
+        raise InvalidInputError(
+            f'GloVe file {path!r} is not a GloVe text file: its first lines '
+            'do not all end in numbers (expected a word and its vector on '
+            'each line).')
+    raise InvalidInputError(
+        f'GloVe file {path!r} holds {width}-dimensional vectors (its first '
+        f'lines end in {width} numbers), but the vector width (--dim) is '
+        f'{dim}. Pass --dim {width}, or use a {dim}-d GloVe file (e.g. '
+        'glove.840B.300d for 300).')
 
 
 def build_word_vectors(class_names: Sequence[str],
@@ -63,7 +154,8 @@ def build_word_vectors(class_names: Sequence[str],
     """(C, dim) embeddings: each name's word vectors averaged.
 
     Raises:
-        KeyError: Listing every class with words missing from the file.
+        InvalidInputError: Listing every class with words missing from the
+            file, or from :func:`read_glove`.
     """
     words = {name: name_to_words(name) for name in class_names}
     vectors = read_glove(glove_path, (w for ws in words.values() for w in ws),
@@ -76,10 +168,12 @@ def build_word_vectors(class_names: Sequence[str],
     if missing:
         listing = '; '.join(f'{name!r}: {ws or "(no word)"}'
                             for name, ws in missing.items())
-        raise KeyError(f'{glove_path} lacks words of {len(missing)} '
-                       f'classes: {listing}. Rename those classes (e.g. '
-                       'through a --classes file) to words GloVe knows.')
+        raise InvalidInputError(
+            f'{glove_path} lacks words of {len(missing)} classes: {listing}. '
+            'Rename those classes (e.g. through a --classes file) to words '
+            'GloVe knows.')
+    # The mean in float64: float32 sums of large values could overflow.
     return np.stack([
-        np.mean([vectors[w] for w in words[name]], axis=0)
+        np.mean([vectors[w] for w in words[name]], axis=0, dtype=np.float64)
         for name in class_names
     ]).astype(np.float32)

@@ -1,9 +1,12 @@
+import os
+
 import numpy as np
 import pytest
 
 from sarb_mm.datasets import (PartialLabelDataset, load_partial_labels,
                               make_partial_labels, split_fingerprint,
                               validate_known_ratio, validate_seed)
+from sarb_mm.utils.errors import InvalidInputError
 
 
 def _full_labels(seed=3, shape=(50, 7)):
@@ -140,3 +143,94 @@ def test_split_fingerprint_tells_splits_apart():
     # Same bytes, other shape: another split.
     assert split_fingerprint(first) != split_fingerprint(
         first.reshape(first.shape[1], first.shape[0]))
+
+
+# --------------------------------------------------------------------------
+# Hostile partial files: clear InvalidInputErrors, never a huge allocation
+# --------------------------------------------------------------------------
+
+
+def _huge_header(path):
+    # 128 bytes whose header declares 80 GB: np.load would allocate it.
+    with open(path, 'wb') as f:
+        np.lib.format.write_array_header_1_0(
+            f, dict(descr='<f8', fortran_order=False, shape=(100000, 100000)))
+
+
+def _npz(path):
+    with open(path, 'wb') as f:  # np.savez would append .npz to a name
+        np.savez(f, split=np.zeros((50, 7)))
+
+
+def _truncated(path):
+    np.save(path, np.zeros((50, 7)))
+    with open(path, 'r+b') as f:
+        f.truncate(200)
+
+
+@pytest.mark.parametrize('write, match', [
+    (lambda p: open(p, 'wb').close(), r'is empty \(0 bytes\)'),
+    (_npz, r'is an \.npz \(zip\) archive'),
+    (lambda p: open(p, 'w').write('-1 0 1\n'), r'is not a NumPy \.npy file'),
+    (_truncated, r'cannot be read \(.*\); it is truncated'),
+    (lambda p: np.save(p, np.full((50, 7), None), allow_pickle=True),
+     r'holds object values \(Python objects'),
+    (lambda p: np.save(p, np.full((50, 7), '1')), r'holds <U1 values'),
+    (lambda p: np.save(p, np.ones((50, 7), dtype=complex)),
+     r'holds complex128 values'),
+    (lambda p: np.save(p, np.zeros((50, 7), dtype=[('x', 'i1')])),
+     r'\(a structured array\)'),
+    (lambda p: np.save(p, np.ones((50, 7), dtype=bool)), r'holds bool'),
+    (_huge_header, r'has shape \(100000, 100000\), expected \(50, 7\)\. '
+     r'The dataset needs \(num_images, num_classes\)'),
+], ids=['empty', 'npz', 'text', 'truncated', 'object', 'str', 'complex',
+        'structured', 'bool', 'huge_header'])
+def test_hostile_partial_files(tmp_path, write, match):
+    path = str(tmp_path / 'bad.npy')
+    write(path)
+    with pytest.raises(InvalidInputError, match=match) as err:
+        load_partial_labels(path, (50, 7))
+    message = str(err.value)
+    assert message.startswith(f'partial_file {path!r} ')
+    if 'shape' not in match:
+        assert message.endswith('or use known_ratio instead.')  # the fix
+
+
+def test_huge_header_without_expected_shape(tmp_path):
+    path = str(tmp_path / 'huge.npy')
+    _huge_header(path)
+    with pytest.raises(InvalidInputError, match='it is truncated'):
+        load_partial_labels(path)
+    np.save(path, np.zeros((2, 3, 4)))
+    with pytest.raises(InvalidInputError,
+                       match=r'has shape \(2, 3, 4\), expected \(any, any\)'):
+        load_partial_labels(path)
+
+
+@pytest.mark.skipif(not hasattr(os, 'mkfifo'), reason='needs os.mkfifo')
+def test_partial_file_not_a_regular_file(tmp_path):
+    fifo = str(tmp_path / 'fifo.npy')
+    os.mkfifo(fifo)
+    for path, kind in ((str(tmp_path), 'a directory'), (fifo, 'a FIFO')):
+        with pytest.raises(InvalidInputError) as err:
+            load_partial_labels(path, (50, 7))
+        assert not isinstance(err.value, FileNotFoundError)
+        assert str(err.value).startswith(
+            f'partial_file {path!r} is not a regular file: it is {kind}.')
+
+
+def test_protocol_errors_are_invalid_input_errors(tmp_path):
+    with pytest.raises(InvalidInputError, match='known_ratio'):
+        validate_known_ratio(0)
+    with pytest.raises(InvalidInputError, match='seed=None'):
+        validate_seed(None)
+    with pytest.raises(InvalidInputError, match='outside'):
+        make_partial_labels(np.array([[2, -1]]), 0.5)
+    # Missing: both kinds, so `except FileNotFoundError` keeps working.
+    with pytest.raises(InvalidInputError, match='does not exist') as err:
+        load_partial_labels(str(tmp_path / 'nope.npy'), (2, 2))
+    assert isinstance(err.value, FileNotFoundError)
+    np.save(tmp_path / 'p.npy', np.array([[1, 1], [1, 1]]))
+    with pytest.raises(InvalidInputError, match='disagrees'):
+        load_partial_labels(str(tmp_path / 'p.npy'), (2, 2),
+                            np.array([[1, -1], [-1, 1]]))

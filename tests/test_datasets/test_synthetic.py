@@ -1,5 +1,6 @@
 """Tests of the generated demo dataset (``make_demo_dataset``)."""
 import filecmp
+import glob
 import itertools
 import json
 import os
@@ -15,6 +16,7 @@ from pycocotools.coco import COCO
 
 from sarb_mm.datasets import synthetic
 from sarb_mm.datasets.synthetic import DEMO_CATEGORIES, make_demo_dataset
+from .log_capture import collect_warnings
 
 SPLITS = ('train', 'val')
 
@@ -306,3 +308,98 @@ def test_empty_root_means_the_working_directory(tmp_path, monkeypatch):
     with pytest.raises(FileExistsError, match="'project.txt'"):
         make_demo_dataset('', num_train=2, num_val=1, image_size=16)
     assert os.listdir(tmp_path) == ['project.txt']
+
+
+# --------------------------------------------------------------------------
+# Existing data is not regenerated; other parameters are warned about
+# --------------------------------------------------------------------------
+
+
+def _demo(root, split, **kwargs):
+    from mmpretrain.registry import DATASETS
+    params = dict(num_train=3, num_val=2, image_size=16, seed=0)
+    params.update(kwargs)
+    return DATASETS.build(dict(type='SyntheticCocoDataset', data_root=root,
+                               split=split, **params))
+
+
+def test_demo_dataset_warns_when_disk_differs(tmp_path):
+    root = str(tmp_path / 'demo')
+    with collect_warnings() as seen:
+        assert len(_demo(root, 'train')) == 3  # generated here
+        assert len(_demo(root, 'val')) == 2
+        # Another split's count is not this split's business.
+        assert len(_demo(root, 'val', num_train=500)) == 2
+    assert seen == []
+    before = tree_files(root)
+
+    with collect_warnings() as seen:
+        assert len(_demo(root, 'train', num_train=500)) == 3
+    assert seen == [
+        f'The demo dataset under {root!r} does not match what this train '
+        'dataset asks for: num_train=500 requested but 3 on disk. The data '
+        'on disk is used as it is (an existing demo dataset is never '
+        'regenerated automatically). To regenerate it with the requested '
+        f'values, delete {root!r} or use another data_root; otherwise set '
+        'num_train to the values on disk. In a config, define num_train, '
+        'num_val, image_size and seed once for both the train and the val '
+        'dataset.'
+    ]
+    with collect_warnings() as seen:
+        assert len(_demo(root, 'val', num_val=4, image_size=32, seed=7)) == 2
+    assert len(seen) == 1
+    assert ('num_val=4 requested but 2 on disk, image_size=32 requested but '
+            '16 on disk, seed=7 requested but 0 on disk.') in seen[0]
+    assert 'set num_val, image_size, seed to the values on disk' in seen[0]
+    assert tree_files(root) == before  # nothing was regenerated
+
+
+def _demo_configs():
+    from mmengine.config import Config
+    repo = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+    paths = sorted(glob.glob(osp.join(repo, 'configs', '*_demo_*.py')))
+    assert paths
+    return [Config.fromfile(path) for path in paths]
+
+
+GENERATION_KEYS = ('num_train', 'num_val', 'image_size', 'seed')
+
+
+def test_demo_configs_give_every_dataset_the_same_parameters():
+    for cfg in _demo_configs():
+        expected = dict(num_train=cfg.num_train, num_val=cfg.num_val,
+                        image_size=cfg.image_size, seed=cfg.demo_seed)
+        for dataset in (cfg.train_dataloader.dataset.dataset,
+                        cfg.val_dataloader.dataset,
+                        cfg.test_dataloader.dataset):
+            assert dataset.type == 'SyntheticCocoDataset'
+            assert {k: dataset[k] for k in GENERATION_KEYS} == expected
+
+
+def test_tiny_options_build_without_warnings(tmp_path):
+    from mmengine.config import DictAction
+    from mmpretrain.registry import DATASETS
+    from tests.test_tools.tiny import tiny_options
+    root = str(tmp_path / 'demo')
+    for cfg in _demo_configs():
+        options = dict(
+            option.split('=', 1)
+            for option in tiny_options(root, num_train=4, num_val=3)
+            if '.dataset.' in option)  # the model options are not needed
+        cfg.merge_from_dict({
+            key: DictAction._parse_iterable(value)
+            for key, value in options.items()
+        })
+        datasets = (cfg.train_dataloader.dataset.dataset,
+                    cfg.val_dataloader.dataset, cfg.test_dataloader.dataset)
+        for dataset in datasets:
+            assert {k: dataset.get(k) for k in GENERATION_KEYS} == dict(
+                num_train=4, num_val=3, image_size=64, seed=0)
+            dataset.pipeline = []  # not run here
+        with collect_warnings() as seen:
+            train = DATASETS.build(cfg.train_dataloader.dataset)
+            val = DATASETS.build(cfg.val_dataloader.dataset)
+            test = DATASETS.build(cfg.test_dataloader.dataset)
+        assert (len(train), len(val), len(test)) == (4, 3, 3)
+        # Only the split's known-positive report, never the demo's.
+        assert not [m for m in seen if 'demo dataset' in m], seen

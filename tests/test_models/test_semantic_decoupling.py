@@ -14,6 +14,7 @@ from sarb_mm.models.necks.semantic_decoupling import (SemanticDecouplingNeck,
                                                       attention_pool,
                                                       load_word_vectors,
                                                       semantic_attention)
+from sarb_mm.utils.errors import InvalidInputError
 
 
 
@@ -262,10 +263,11 @@ def test_word_vectors_wrong_shape(tmp_path):
 
 def test_word_vectors_missing_file(tmp_path):
     path = tmp_path / 'nope.npy'
-    with pytest.raises(FileNotFoundError, match='nope.npy'):
+    with pytest.raises(FileNotFoundError, match='nope.npy') as info:
         SemanticDecouplingNeck(num_classes=C, in_channels=DB, feat_channels=D,
                                embed_dims=E, attn_channels=I,
                                word_vectors=str(path))
+    assert isinstance(info.value, InvalidInputError)
 
 
 def test_no_word_vectors_learnable(neck):
@@ -342,7 +344,8 @@ def _huge_header(path):
 def test_word_vectors_bad_file(tmp_path, write, match):
     path = str(tmp_path / 'bad.npy')
     write(path)
-    with pytest.raises(ValueError) as info:
+    # The tools print InvalidInputError (a ValueError) without a traceback.
+    with pytest.raises(InvalidInputError) as info:
         load_word_vectors(path, (C, E))
     message = str(info.value)
     assert re.search(match, message), message
@@ -356,7 +359,7 @@ def test_word_vectors_not_a_file(tmp_path):
     for path in (str(tmp_path), str(tmp_path / 'fifo.npy')):
         if path.endswith('.npy'):
             os.mkfifo(path)  # np.load would block on it
-        with pytest.raises(ValueError,
+        with pytest.raises(InvalidInputError,
                            match=re.escape(repr(path)) +
                            ' is not a regular file'):
             load_word_vectors(path, (C, E))

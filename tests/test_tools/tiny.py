@@ -15,8 +15,16 @@ def tiny_options(data_root, sarb=True, epochs=3, num_train=64, num_val=40):
         f'train_dataloader.dataset.dataset.data_root={data_root}',
         f'train_dataloader.dataset.dataset.num_train={num_train}',
         f'train_dataloader.dataset.dataset.num_val={num_val}',
-        f'val_dataloader.dataset.data_root={data_root}',
-        f'test_dataloader.dataset.data_root={data_root}',
+    ]
+    # Every dataset describes the same generated data: whichever is built
+    # first generates it, the others warn if they ask for something else.
+    for loader in ('val_dataloader', 'test_dataloader'):
+        opts += [
+            f'{loader}.dataset.data_root={data_root}',
+            f'{loader}.dataset.num_train={num_train}',
+            f'{loader}.dataset.num_val={num_val}',
+        ]
+    opts += [
         'train_dataloader.batch_size=16',
         'train_dataloader.num_workers=0',
         'val_dataloader.num_workers=0',

@@ -1,3 +1,6 @@
+import importlib.util
+import os.path as osp
+
 import numpy as np
 import pytest
 import torch
@@ -5,7 +8,9 @@ import torch
 from sarb_mm.datasets.voc import VOC2007_CLASSES
 from sarb_mm.models.necks import SemanticDecouplingNeck
 from sarb_mm.utils import build_word_vectors, name_to_words
-from tests.test_tools.tiny import run_tool
+from sarb_mm.utils.errors import InvalidInputError
+from sarb_mm.utils.word_vectors import read_glove
+from tests.test_tools.tiny import REPO, run_tool
 
 
 def _write_glove(path, words, dim=5, seed=0):
@@ -29,7 +34,9 @@ def test_multi_word_names_are_averaged(tmp_path):
 
 def test_missing_words_are_listed(tmp_path):
     _write_glove(tmp_path / 'g.txt', ['cat'])
-    with pytest.raises(KeyError, match="'hair drier'.*hair.*drier"):
+    with pytest.raises(InvalidInputError,
+                       match="lacks words of 1 classes: 'hair drier': "
+                       r"\['hair', 'drier'\]"):
         build_word_vectors(['cat', 'hair drier'], str(tmp_path / 'g.txt'),
                            dim=5)
 
@@ -61,3 +68,94 @@ def test_tool_refuses_vg_placeholder_names(tmp_path):
                      '--dim', '5'], check=False)
     assert proc.returncode != 0 and 'placeholders' in proc.stderr
     assert not (tmp_path / 'out.npy').exists()
+
+
+@pytest.mark.parametrize('dim, found', [(300, 5), (4, 5), (6, 5)])
+def test_wrong_dim_is_named_from_the_first_line(tmp_path, dim, found):
+    _write_glove(tmp_path / 'g.txt', ['cat'])
+    with pytest.raises(InvalidInputError,
+                       match=f'holds {found}-dimensional vectors .* but the '
+                       f'vector width \\(--dim\\) is {dim}\\. Pass --dim '
+                       f'{found}'):
+        build_word_vectors(['cat'], str(tmp_path / 'g.txt'), dim=dim)
+
+
+def test_numeric_first_token_is_not_a_width_error(tmp_path):
+    path = tmp_path / 'g.txt'
+    path.write_text('1 0.1 0.2 0.3\ncat 1 2 3\n')
+    np.testing.assert_array_equal(
+        build_word_vectors(['cat', '1'], str(path), dim=3),
+        np.float32([[1, 2, 3], [0.1, 0.2, 0.3]]))
+    path.write_text('just words here\n')
+    with pytest.raises(InvalidInputError,
+                       match='first lines do not all end in numbers'):
+        read_glove(str(path), ['cat'], dim=3)
+
+
+def test_non_finite_vectors_are_refused_naming_the_words(tmp_path):
+    path = tmp_path / 'g.txt'
+    path.write_text('the 1 2 3\ncat nan 0 0\ndog 0 1e39 0\n'
+                    'red 1 2 3\nbird 0 -inf 0\n')
+    with pytest.raises(InvalidInputError,
+                       match=r"in the vectors of 3 words: 'cat' \(line 2\), "
+                       r"'dog' \(line 3\), 'bird' \(line 5\)\."):
+        build_word_vectors(['cat', 'dog', 'red bird'], str(path), dim=3)
+    # Words that are not asked for do not matter.
+    np.testing.assert_array_equal(
+        build_word_vectors(['the', 'red'], str(path), dim=3),
+        [[1, 2, 3], [1, 2, 3]])
+
+
+def test_large_finite_vectors_average_without_overflow(tmp_path):
+    path = tmp_path / 'g.txt'
+    path.write_text('big 3e38 0\nhuge 3e38 1\n')
+    vectors = build_word_vectors(['big huge'], str(path), dim=2)
+    np.testing.assert_allclose(vectors, [[3e38, 0.5]], rtol=1e-6)
+
+
+def test_glove_file_must_be_a_regular_utf8_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match='nlp.stanford.edu') as err:
+        read_glove(str(tmp_path / 'nope.txt'), ['cat'])
+    assert isinstance(err.value, InvalidInputError)
+    with pytest.raises(InvalidInputError, match='not a regular file'):
+        read_glove(str(tmp_path), ['cat'])
+    path = tmp_path / 'latin1.txt'
+    path.write_bytes('caf\xe9 1 2\n'.encode('latin-1'))
+    with pytest.raises(InvalidInputError, match=r'is not UTF-8 text'):
+        read_glove(str(path), ['cat'], dim=2)
+
+
+def test_tool_appends_npy_and_reports_the_real_path(tmp_path):
+    words = sorted({w for n in VOC2007_CLASSES for w in name_to_words(n)})
+    _write_glove(tmp_path / 'g.txt', words)
+    out = tmp_path / 'sub' / 'voc'
+    proc = run_tool(['tools/make_word_vectors.py', str(tmp_path / 'g.txt'),
+                     str(out), '--dataset', 'voc', '--dim', '5'])
+    assert f'to {out}.npy (.npy appended to {str(out)!r})' in proc.stdout
+    assert not out.exists()
+    assert np.load(f'{out}.npy').shape == (20, 5)
+
+
+def test_tool_errors_have_no_traceback(tmp_path):
+    _write_glove(tmp_path / 'g.txt', ['cat', 'dog'])
+    proc = run_tool(['tools/make_word_vectors.py', str(tmp_path / 'g.txt'),
+                     str(tmp_path / 'out.npy'), '--dataset', 'voc'],
+                    check=False)  # --dim 300 on a 5-d file
+    assert proc.returncode == 2
+    assert 'Traceback' not in proc.stderr
+    assert 'make_word_vectors.py: error: GloVe file ' in proc.stderr
+    assert 'holds 5-dimensional vectors' in proc.stderr
+    assert not (tmp_path / 'out.npy').exists()
+
+
+def test_tool_output_path(tmp_path):
+    spec = importlib.util.spec_from_file_location(
+        'make_word_vectors', osp.join(REPO, 'tools', 'make_word_vectors.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    assert tool.output_path('a/b') == 'a/b.npy'
+    assert tool.output_path('a/b.npy') == 'a/b.npy'
+    (tmp_path / 'vecs.npy').mkdir()
+    for out in (str(tmp_path), str(tmp_path / 'vecs'), 'data/'):
+        with pytest.raises(InvalidInputError, match='is a directory'):
+            tool.output_path(out)

@@ -1,6 +1,15 @@
 # Generated demo dataset (12 shape classes, 64 px), created under data_root
 # on first use. Pipelines scale the published ones down to 64 px.
 data_root = 'data/demo'
+# Generation parameters, given to both datasets: whichever is built first
+# generates both splits, and an existing dataset is never regenerated (a
+# mismatch is only warned about). Override them for both datasets, e.g.
+# train_dataloader.dataset.dataset.num_train=500 and
+# val_dataloader.dataset.num_train=500, or delete data_root to regenerate.
+num_train = 2000
+num_val = 500
+image_size = 64
+demo_seed = 0
 crop_sizes = (72, 64, 56)
 train_pipeline = [
     dict(type='CheckedLoadImageFromFile'),
@@ -35,6 +44,10 @@ train_dataloader = dict(
             type='SyntheticCocoDataset',
             data_root=data_root,
             split='train',
+            num_train=num_train,
+            num_val=num_val,
+            image_size=image_size,
+            seed=demo_seed,
             pipeline=train_pipeline)))
 val_dataloader = dict(
     batch_size=64,
@@ -44,6 +57,10 @@ val_dataloader = dict(
         type='SyntheticCocoDataset',
         data_root=data_root,
         split='val',
+        num_train=num_train,
+        num_val=num_val,
+        image_size=image_size,
+        seed=demo_seed,
         pipeline=test_pipeline))
 test_dataloader = val_dataloader
 val_evaluator = dict(type='InterpolatedMultiLabelMetric')

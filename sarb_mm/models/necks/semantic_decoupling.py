@@ -1,5 +1,4 @@
 """Semantic decoupling: category-specific attention pooling (SPEC 2)."""
-import os.path as osp
 from typing import Optional, Sequence, Tuple
 
 import numpy as np
@@ -8,6 +7,8 @@ import torch.nn as nn
 from mmengine.model import BaseModule
 from mmpretrain.registry import MODELS
 
+from sarb_mm.utils.errors import InvalidInputError
+from sarb_mm.utils.npy import load_checked_npy
 from sarb_mm.utils.validation import check_int
 
 
@@ -137,65 +138,22 @@ def load_word_vectors(path: str, expected_shape: Tuple[int, int]
 
     The file must be a NumPy ``.npy`` array (not ``.npz``, not pickled) of
     integer or real floating dtype, of shape ``expected_shape`` and with
-    finite values; anything else is a ``ValueError`` naming the file and
-    the fix. Returned as float32.
+    finite values; anything else is an ``InvalidInputError`` (a
+    ``ValueError``) naming the file and the fix. Returned as float32.
     """
-    fix = ('Make it with tools/make_word_vectors.py, or set '
-           'word_vectors=None to learn the embeddings (not the published '
-           'setting).')
-    if not (isinstance(path, str) or hasattr(path, '__fspath__')):
-        # An int would be taken as an open file descriptor.
-        raise TypeError(f'word_vectors must be the path of a .npy file, but '
-                        f'got {path!r}. {fix}')
-    if not osp.exists(path):
-        raise FileNotFoundError(
-            f'word_vectors file {path!r} does not exist. {fix}')
-    if not osp.isfile(path):
-        # A directory, FIFO (np.load would block) or device.
-        raise ValueError(f'word_vectors file {path!r} is not a regular '
-                         f'file. {fix}')
-    # The header is checked before any data is read: a small file can
-    # declare a huge shape, and np.load would allocate it first.
-    try:
-        with open(path, 'rb') as f:
-            is_zip = f.read(4) == b'PK\x03\x04'
-            f.seek(0)
-            version = None if is_zip else np.lib.format.read_magic(f)
-            if version == (1, 0):
-                shape, _, dtype = np.lib.format.read_array_header_1_0(f)
-            elif version == (2, 0):
-                shape, _, dtype = np.lib.format.read_array_header_2_0(f)
-            elif not is_zip:
-                # 3.0 is only written for unicode field names.
-                raise ValueError(f'unsupported .npy version {version}')
-    except (ValueError, OSError, EOFError, SyntaxError) as err:
-        raise ValueError(
-            f'word_vectors file {path!r} is not a NumPy .npy file ({err}); '
-            f'it may be truncated or of another format. {fix}') from None
-    if is_zip:
-        raise ValueError(
-            f'word_vectors file {path!r} is an .npz (zip) archive; expected '
-            f'a single .npy array of shape {tuple(expected_shape)}. {fix}')
-    # bool and complex are numbers to NumPy, but not embeddings; objects
-    # would need unpickling.
-    if dtype.kind not in 'iuf':
-        raise ValueError(
-            f'word_vectors file {path!r} holds {dtype} values; expected '
-            f'real numbers (float or integer). {fix}')
-    if shape != tuple(expected_shape):
-        raise ValueError(
-            f'word_vectors file {path!r} has shape {shape}, expected '
-            f'{tuple(expected_shape)} (num_classes, embed_dims).')
-    try:
-        vectors = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as err:
-        raise ValueError(
-            f'word_vectors file {path!r} cannot be read ({err}); it may be '
-            f'truncated. {fix}') from None
+    vectors = load_checked_npy(
+        path,
+        'word_vectors file',
+        expected_shape,
+        fix='Make it with tools/make_word_vectors.py, or set '
+        'word_vectors=None to learn the embeddings (not the published '
+        'setting).',
+        shape_note='The shape is (num_classes, embed_dims).')
     with np.errstate(over='ignore'):
         vectors = vectors.astype(np.float32)
     if not np.isfinite(vectors).all():
-        raise ValueError(
+        raise InvalidInputError(
             f'word_vectors file {path!r} has NaN/inf values (or values '
-            'beyond the float32 range).')
+            'beyond the float32 range). Rebuild it with '
+            'tools/make_word_vectors.py, which refuses such vectors.')
     return torch.from_numpy(vectors)
