@@ -1,6 +1,8 @@
 import pytest
 import torch
 
+from tests.log_capture import collect_warnings
+
 
 @pytest.fixture(autouse=True, scope='session')
 def _one_torch_thread():
@@ -10,3 +12,10 @@ def _one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def warnings_seen():
+    """WARNING (and above) messages of a fresh current MMLogger."""
+    with collect_warnings('sarb_test_warnings') as messages:
+        yield messages

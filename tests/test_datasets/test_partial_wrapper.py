@@ -9,7 +9,7 @@ import sarb_mm  # noqa: F401
 from sarb_mm.datasets import PartialLabelDataset, make_partial_labels
 from sarb_mm.utils.errors import InvalidInputError
 from .fixtures import COCO_CLASSES, write_coco, write_voc
-from .log_capture import collect_warnings
+from tests.log_capture import collect_warnings
 
 PIPELINE = [dict(type='LoadImageFromFile'), dict(type='PackInputs')]
 

@@ -16,7 +16,7 @@ from pycocotools.coco import COCO
 
 from sarb_mm.datasets import synthetic
 from sarb_mm.datasets.synthetic import DEMO_CATEGORIES, make_demo_dataset
-from .log_capture import collect_warnings
+from tests.log_capture import collect_warnings
 
 SPLITS = ('train', 'val')
 

@@ -1,36 +1,15 @@
 """InterpolatedMultiLabelMetric: float64, image-order invariance, and the
 errors for malformed samples."""
-import logging
 
 import numpy as np
 import pytest
 import torch
-from mmengine.logging import MMLogger
 from mmpretrain.structures import DataSample
 
 from sarb_mm.evaluation import (InterpolatedMultiLabelMetric, multilabel_prf,
                                 voc_average_precision)
 
 PREFIX = 'interp-multi-label/'
-
-
-class _Collect(logging.Handler):
-
-    def __init__(self):
-        super().__init__(logging.WARNING)
-        self.messages = []
-
-    def emit(self, record):
-        self.messages.append(record.getMessage())
-
-
-@pytest.fixture
-def warnings_seen():
-    logger = MMLogger.get_instance('sarb_test_metric_checks')
-    handler = _Collect()
-    logger.addHandler(handler)
-    yield handler.messages
-    logger.removeHandler(handler)
 
 
 def _sample(score, gt_label, sample_idx=None, **extra):

@@ -1,9 +1,7 @@
-import logging
 
 import numpy as np
 import pytest
 import torch
-from mmengine.logging import MMLogger
 from mmpretrain.registry import METRICS
 
 from sarb_mm.evaluation import InterpolatedMultiLabelMetric
@@ -18,16 +16,6 @@ GT_LABELS = [[0, 2], [0, 1], [2]]  # class 3 never positive
 CLASSES = ('cat', 'dog', 'bus', 'kite')
 
 
-class _Collect(logging.Handler):
-
-    def __init__(self):
-        super().__init__(logging.WARNING)
-        self.messages = []
-
-    def emit(self, record):
-        self.messages.append(record.getMessage())
-
-
 def _samples(difficult=None):
     samples = []
     for i, gt in enumerate(GT_LABELS):
@@ -36,15 +24,6 @@ def _samples(difficult=None):
             sample['gt_label_difficult'] = difficult[i]
         samples.append(sample)
     return samples
-
-
-@pytest.fixture
-def warnings_seen():
-    logger = MMLogger.get_instance('sarb_test_metric')  # becomes current
-    handler = _Collect()
-    logger.addHandler(handler)
-    yield handler.messages
-    logger.removeHandler(handler)
 
 
 def test_metric_values(warnings_seen):
