@@ -80,9 +80,7 @@ class CheckedRunner(Runner):
         if isinstance(optim_wrapper, dict):
             custom = (optim_wrapper.get('paramwise_cfg')
                       or {}).get('custom_keys') or {}
-            model = self.model.module if is_model_wrapper(
-                self.model) else self.model
-            names = [name for name, _ in model.named_parameters()]
+            names = [name for name, _ in self._bare_model.named_parameters()]
             for key in custom:
                 if not any(key in name for name in names):
                     raise InvalidInputError(
@@ -90,6 +88,11 @@ class CheckedRunner(Runner):
                         'matches no parameter name (they look like '
                         f'{names[:3]}), so it would change nothing.')
         return super().build_optim_wrapper(optim_wrapper)
+
+    @property
+    def _bare_model(self):
+        return self.model.module if is_model_wrapper(
+            self.model) else self.model
 
     @property
     def _evaluating_only(self) -> bool:
@@ -120,8 +123,7 @@ class CheckedRunner(Runner):
                         revise_keys: list = [(r'^module.', '')]):
         """Read, check, then load a checkpoint (see the class notes)."""
         checkpoint = read_checkpoint(filename, map_location=map_location)
-        model = self.model.module if is_model_wrapper(
-            self.model) else self.model
+        model = self._bare_model
         meta = checkpoint.get('meta')
         if self._resume and not (isinstance(meta, dict) and 'epoch' in meta
                                  and 'iter' in meta):
