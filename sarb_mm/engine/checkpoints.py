@@ -13,9 +13,14 @@ from sarb_mm.utils.errors import InvalidInputError
 _SHOWN = 8  # keys listed per kind of mismatch
 
 
-def read_checkpoint(filename: str, map_location='cpu') -> dict:
+def read_checkpoint(filename: str, map_location='cpu',
+                    mmap: bool = False) -> dict:
     """``mmengine``'s checkpoint reader, with a clear error for a local
-    file that is empty, truncated, or holds no state dict."""
+    file that is empty, truncated, or holds no state dict.
+
+    ``mmap=True`` maps a local file's tensors instead of reading them (for
+    checks that only need the structure).
+    """
     is_local = '://' not in filename
     if is_local and not osp.exists(filename):
         raise InvalidInputError(f'Checkpoint {filename} does not exist.')
@@ -28,7 +33,12 @@ def read_checkpoint(filename: str, map_location='cpu') -> dict:
             f'Checkpoint {filename} is empty (0 bytes): the run that wrote '
             'it was probably killed while saving. Use an earlier checkpoint.')
     try:
-        checkpoint = _load_checkpoint(filename, map_location=map_location)
+        if mmap and is_local:
+            checkpoint = torch.load(
+                filename, map_location='cpu', mmap=True, weights_only=True)
+        else:
+            checkpoint = _load_checkpoint(
+                filename, map_location=map_location)
     except Exception as err:
         if not is_local:
             raise
@@ -114,7 +124,7 @@ def check_checkpoint_overlaps(model: torch.nn.Module, checkpoint: dict,
     expected = model.state_dict()
     loaded = [
         k for k, v in expected.items()
-        if k in state and hasattr(state[k], 'shape')
+        if k in state and torch.is_tensor(state[k])
         and tuple(state[k].shape) == tuple(v.shape)
     ]
     if not loaded:
@@ -124,8 +134,8 @@ def check_checkpoint_overlaps(model: torch.nn.Module, checkpoint: dict,
             f'{list(expected)[:3]}), so training would start from scratch. '
             'Use a checkpoint of this architecture, or fix its key names.')
     bad = [
-        k for k in loaded if state[k].is_floating_point()
-        and not torch.isfinite(state[k]).all()
+        k for k in loaded if torch.is_tensor(state[k])
+        and state[k].is_floating_point() and not torch.isfinite(state[k]).all()
     ]
     if bad:
         raise InvalidInputError(
@@ -160,6 +170,11 @@ def checkpoint_candidates(work_dir: str, logger=None) -> List[str]:
                     f'{pointer} names {named}, outside this work dir; '
                     f'using {here} instead.')
             named = here
+        if named and not osp.exists(named):
+            if logger is not None:
+                logger.warning(f'{pointer} names {named}, which no longer '
+                               'exists.')
+            named = ''
         if named:
             candidates.append(named)
     others = sorted(
@@ -188,7 +203,8 @@ def find_resumable_checkpoint(work_dir: str,
     skipped = []
     for path in candidates:
         try:
-            checkpoint = read_checkpoint(path)
+            # Memory-mapped: a readability check, not a second full load.
+            checkpoint = read_checkpoint(path, mmap=True)
         except InvalidInputError as err:
             skipped.append(str(err))
             continue

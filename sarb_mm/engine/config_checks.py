@@ -103,13 +103,14 @@ def check_known_subkeys(cfg) -> None:
 def _forwarded_arguments(hook_cls) -> Optional[set]:
     """Where a hook's ``**kwargs`` end up, as a set of argument names."""
     from mmengine.hooks import CheckpointHook
+    # Only the stock classes: a subclass may consume **kwargs itself.
     targets = []
-    if issubclass(hook_cls, CheckpointHook):
+    if hook_cls is CheckpointHook:
         targets.append(Runner.save_checkpoint)
     try:
         from mmpretrain.engine.hooks import VisualizationHook
         from mmpretrain.visualization import UniversalVisualizer
-        if issubclass(hook_cls, VisualizationHook):
+        if hook_cls is VisualizationHook:
             targets.append(UniversalVisualizer.visualize_cls)
     except ImportError:  # pragma: no cover - mmpretrain is a dependency
         pass
@@ -179,13 +180,15 @@ def check_optim_wrapper(cfg) -> None:
                     f'Unknown key optim_wrapper.paramwise_cfg.{key}: the '
                     f'optimizer constructor reads {sorted(known)}.'
                     f'{_did_you_mean(key, known)}')
+        # Other entries go into the parameter group as they are (momentum,
+        # fix_lr, ...), so only near-misses of the multipliers are typos.
         for name, options in (paramwise.get('custom_keys') or {}).items():
             for key in (options or {}):
-                if key not in CUSTOM_KEY_OPTIONS:
+                match = _close(key, CUSTOM_KEY_OPTIONS)
+                if key not in CUSTOM_KEY_OPTIONS and match is not None:
                     raise InvalidInputError(
                         'Unknown key optim_wrapper.paramwise_cfg.custom_keys'
-                        f'[{name!r}].{key}: use {sorted(CUSTOM_KEY_OPTIONS)}.'
-                        f'{_did_you_mean(key, CUSTOM_KEY_OPTIONS)}')
+                        f'[{name!r}].{key}. Did you mean {match!r}?')
     clip = optim.get('clip_grad')
     if isinstance(clip, dict):
         clip_type = clip.get('type', 'norm')
@@ -248,36 +251,6 @@ def check_loops_and_loaders(cfg) -> None:
             f'total batch the configured lr is meant for), got {base!r}.')
 
 
-def check_evaluators(cfg) -> None:
-    """Two metrics with one prefix fail only at the first validation."""
-    from mmengine.registry import DefaultScope
-    from mmpretrain.registry import METRICS
-    scope = cfg.get('default_scope') or 'mmpretrain'
-    for name in ('val_evaluator', 'test_evaluator'):
-        metrics = cfg.get(name)
-        if isinstance(metrics, dict) and 'metrics' in metrics:
-            metrics = metrics['metrics']
-        if not isinstance(metrics, (list, tuple)):
-            continue
-        seen = {}
-        with DefaultScope.overwrite_default_scope(scope):
-            for metric in metrics:
-                if not isinstance(metric, dict):
-                    continue
-                metric_cls = METRICS.get(metric.get('type'))
-                prefix = metric.get('prefix') or getattr(
-                    metric_cls, 'default_prefix', None)
-                if prefix is None or metric.get('type') == 'DumpResults':
-                    continue
-                if prefix in seen:
-                    raise InvalidInputError(
-                        f'{name}: {seen[prefix]} and {metric.get("type")} '
-                        f'both report under the prefix {prefix!r}, so their '
-                        'keys would collide at the first evaluation; give '
-                        'one of them another prefix=...')
-                seen[prefix] = metric.get('type')
-
-
 def check_output_dirs(cfg) -> None:
     """A checkpoint out_dir that cannot be written fails at start, not
     after the first epoch."""
@@ -313,6 +286,5 @@ def check_config(cfg) -> None:
     check_known_subkeys(cfg)
     check_hook_arguments(cfg)
     check_optim_wrapper(cfg)
-    check_evaluators(cfg)
     check_output_dirs(cfg)
     check_seed(cfg)

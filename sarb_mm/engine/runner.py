@@ -2,7 +2,6 @@
 import os
 import tempfile
 
-from mmengine.model import is_model_wrapper
 from mmengine.optim import OptimWrapperDict
 from mmengine.registry import RUNNERS
 from mmengine.runner import BaseLoop, Runner
@@ -12,6 +11,7 @@ from sarb_mm.utils.errors import InvalidInputError
 from .checkpoints import (check_checkpoint_fits, check_checkpoint_overlaps,
                           find_resumable_checkpoint, read_checkpoint)
 from .config_checks import check_config
+from .hooks.partial_label_hook import unwrap_model
 
 
 def check_work_dir(work_dir: str) -> None:
@@ -91,8 +91,7 @@ class CheckedRunner(Runner):
 
     @property
     def _bare_model(self):
-        return self.model.module if is_model_wrapper(
-            self.model) else self.model
+        return unwrap_model(self.model)
 
     @property
     def _evaluating_only(self) -> bool:

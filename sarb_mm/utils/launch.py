@@ -151,13 +151,31 @@ def run_tool(main: Callable[[], None]) -> None:
     except InvalidInputError as err:
         _fail(str(err))
     except TypeError as err:
-        message = str(err)
-        if ('unexpected keyword argument' not in message
-                and 'required positional argument' not in message):
+        if not _is_config_argument_error(err):
             raise
-        _fail(f'{message}. A config entry does not match the arguments of '
-              'the class it configures: check its spelling in the config and '
-              'in --cfg-options.')
+        _fail(f'{err}. A config entry does not match the arguments of the '
+              'class it configures: check its spelling in the config and in '
+              '--cfg-options.')
+
+
+def _is_config_argument_error(err: TypeError) -> bool:
+    """Whether ``err`` is a call from mmengine's config machinery (a
+    registry build or a Runner ``build_*``) that passed an argument the
+    callee does not take, rather than a bug inside some code."""
+    message = str(err)
+    if ('unexpected keyword argument' not in message
+            and 'required positional argument' not in message):
+        return False
+    # mmengine's registry re-raises with the class name: look at the
+    # original error, whose innermost frame is the failing call site.
+    while isinstance(err.__context__, TypeError):
+        err = err.__context__
+    frame = err.__traceback__
+    if frame is None:
+        return False
+    while frame.tb_next is not None:
+        frame = frame.tb_next
+    return f'{os.sep}mmengine{os.sep}' in frame.tb_frame.f_code.co_filename
 
 
 def _fail(message: str) -> None:

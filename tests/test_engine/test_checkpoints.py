@@ -154,3 +154,14 @@ def test_fifo_checkpoint_is_not_read(tmp_path):
     os.mkfifo(fifo)
     with pytest.raises(InvalidInputError, match='not a regular file'):
         read_checkpoint(str(fifo))
+
+
+def test_test_time_augmentation_wrapper_is_unwrapped(tmp_path):
+    from mmpretrain.models import AverageClsScoreTTA
+    from sarb_mm.engine.hooks.partial_label_hook import unwrap_model
+    model = build_tiny_sarb(3)
+    tta = AverageClsScoreTTA(module=model)
+    assert unwrap_model(tta) is model
+    # so a strict check sees the model's own keys (not 'module.' ones)
+    path = _save(tmp_path / 'm.pth', model)
+    check_checkpoint_fits(unwrap_model(tta), read_checkpoint(path), path)

@@ -62,7 +62,7 @@ def test_helper_variables_and_shipped_configs_pass():
     (dict(optim_wrapper=dict(paramwise_cfg=dict(bias_decay_mul=0.0))),
      "paramwise_cfg.bias_decay_mul.*'bias_decay_mult'"),
     (dict(optim_wrapper=dict(paramwise_cfg=dict(
-        custom_keys={'head.': dict(lr_mul=10.0)}))), "'lr_mult'"),
+        custom_keys={'head.': dict(lr_mul=10.0)}))), "Did you mean 'lr_mult'"),
     (dict(optim_wrapper=dict(clip_grad=dict(max_nrom=1.0))),
      "clip_grad.max_nrom.*'max_norm'"),
     (dict(train_cfg=dict(by_epoch=True, max_epochs=2, val_interval=0)),
@@ -75,10 +75,8 @@ def test_helper_variables_and_shipped_configs_pass():
     (dict(randomness=None), 'randomness must be a dict'),
     (dict(auto_scale_lr=dict(base_batch_size=0)),
      'base_batch_size must be a positive number'),
-    (dict(val_evaluator=[dict(type='InterpolatedMultiLabelMetric'),
-                         dict(type='InterpolatedMultiLabelMetric',
-                              topk=None)]),
-     "both report under the prefix 'interp-multi-label'"),
+    (dict(optim_wrapper=dict(paramwise_cfg=dict(
+        custom_keys={'head.': dict(decay_mul=0.0)}))), "'decay_mult'"),
     (dict(default_hooks=dict(checkpoint=dict(
         type='CheckpointHook', out_dir='/dev/null/ckpts'))),
      'out_dir=.*cannot be written'),
@@ -96,8 +94,15 @@ def test_valid_settings_pass():
             clip_grad=dict(max_norm=1.0, norm_type=2),
             paramwise_cfg=dict(bias_decay_mult=0.0,
                                custom_keys={'head.': dict(lr_mult=10.0)})),
-        val_evaluator=[dict(type='InterpolatedMultiLabelMetric'),
-                       dict(type='AveragePrecision')]))
+        # as mmpretrain's own configs have them
+        val_evaluator=[dict(type='VOCMultiLabelMetric'),
+                       dict(type='VOCMultiLabelMetric', average='micro'),
+                       dict(type='VOCAveragePrecision')]))
+    check_config(_cfg(optim_wrapper=dict(paramwise_cfg=dict(custom_keys={
+        'predictor': dict(fix_lr=True),
+        'bn': dict(decay_mult=0, lars_exclude=True),
+        'head': dict(momentum=0.5)
+    }))))
 
 
 def test_forwarded_hook_arguments_are_accepted():

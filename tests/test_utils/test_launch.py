@@ -78,18 +78,28 @@ def test_run_tool_prints_bad_input_without_traceback(capsys):
     def bad_input():
         raise InvalidInputError('Config key x is wrong.')
 
-    def bad_argument():
-        raise TypeError("__init__() got an unexpected keyword argument 'y'")
+    def bad_argument():  # a config entry the class does not take
+        from mmpretrain.registry import MODELS
+        MODELS.build(dict(type='PartialBCELoss', loss_weigth=1.0))
 
     def bug():
         raise TypeError('unsupported operand type(s)')
 
+    def bug_with_keyword():  # inside code, not at a config call site
+        def inner(a):
+            return a
+        inner(b=1)
+
     for main, match in ((bad_input, 'Config key x is wrong.'),
-                        (bad_argument, "unexpected keyword argument 'y'")):
+                        (bad_argument,
+                         "unexpected keyword argument 'loss_weigth'")):
         with pytest.raises(SystemExit) as exit_info:
             run_tool(main)
         assert exit_info.value.code == 2
         err = capsys.readouterr().err
         assert match in err and 'Traceback' not in err
+    # bugs keep their traceback
     with pytest.raises(TypeError, match='unsupported operand'):
-        run_tool(bug)  # a bug keeps its traceback
+        run_tool(bug)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'b'"):
+        run_tool(bug_with_keyword)

@@ -6,7 +6,7 @@ import numpy as np
 from mmengine.dist import (all_gather_object, broadcast_object_list,
                            is_main_process)
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
+from mmengine.model import BaseTTAModel, is_model_wrapper
 from mmengine.runner import BaseLoop
 from mmpretrain.registry import HOOKS
 
@@ -17,8 +17,11 @@ SPLIT_FILE = 'partial_labels.npy'
 
 
 def unwrap_model(model):
-    """The bare model behind DDP / other mmengine wrappers."""
-    return model.module if is_model_wrapper(model) else model
+    """The bare model behind DDP / other mmengine wrappers and behind a
+    test-time-augmentation wrapper (``--tta``)."""
+    if is_model_wrapper(model):
+        model = model.module
+    return model.module if isinstance(model, BaseTTAModel) else model
 
 
 def model_num_classes(model):

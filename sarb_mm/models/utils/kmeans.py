@@ -12,6 +12,8 @@ from typing import Optional, Tuple, Union
 
 import torch
 
+from sarb_mm.utils.validation import check_int
+
 
 def _check_points(points: torch.Tensor) -> torch.Tensor:
     if not isinstance(points, torch.Tensor):
@@ -31,13 +33,6 @@ def _check_points(points: torch.Tensor) -> torch.Tensor:
             f'{tuple(points.shape)} points; the prototypes would be NaN. '
             'Check the features the model produced (e.g. a diverged run).')
     return points
-
-
-def _check_int(name: str, value: int, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) \
-            or value < minimum:
-        raise ValueError(f'kmeans: {name} must be an integer >= {minimum}, '
-                         f'got {value!r}.')
 
 
 def _assign(points: torch.Tensor, sq_norms: torch.Tensor,
@@ -261,9 +256,9 @@ def kmeans(
         Tensor | tuple[Tensor, float]: Centres (k, D) in float32, and with
         ``return_inertia`` their inertia on the points.
     """
-    _check_int('k', k, 1)
-    _check_int('n_init', n_init, 1)
-    _check_int('max_iters', max_iters, 1)
+    check_int(k, 'kmeans k')
+    check_int(n_init, 'kmeans n_init')
+    check_int(max_iters, 'kmeans max_iters')
     if not tol >= 0:
         raise ValueError(f'kmeans: tol must be >= 0, got {tol!r}.')
     points = _check_points(points)
