@@ -60,6 +60,10 @@ def _worker(rank, port, out_dir):
             out_file = osp.join(out_dir, f'{device}_rank{rank}.pkl')
             _evaluate(indices, device, out_file)
     finally:
+        # Leave together: a rank that tears gloo down while its peer still
+        # talks to it aborts ("terminate called without an active
+        # exception").
+        torch_dist.barrier()
         torch_dist.destroy_process_group()
 
 
