@@ -87,8 +87,10 @@ def main():
         raise InvalidInputError(
             f'{len(placeholders)} class names are placeholders (e.g. '
             f'{placeholders[0]!r}): VG200MultiLabelDataset only knows label '
-            'indices. Pass --classes FILE with the 200 category names of the '
-            'VG-200 release, one per line in label-index order.')
+            'indices. Pass --classes FILE with the 200 category names, one '
+            'per line in label-index order: reconstruct them with '
+            'tools/misc/vg200_names.py, or use the authors\' '
+            'vg_200_vector.npy instead (docs/data_preparation.md#word-vectors).')
     vectors = build_word_vectors(names, args.glove, args.dim)
     try:
         os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)

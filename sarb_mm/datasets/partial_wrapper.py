@@ -1,14 +1,13 @@
 """Dataset wrapper that turns a fully labelled dataset into a partial one."""
 import copy
-from typing import Optional, Union
+from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
-from mmengine.dataset import BaseDataset
+from mmengine.dataset import BaseDataset, Compose
 from mmengine.logging import MMLogger
-from mmpretrain.registry import DATASETS
+from mmpretrain.registry import DATASETS, TRANSFORMS
 
 from sarb_mm.utils.errors import InvalidInputError
-
 from .partial_labels import (load_partial_labels, make_partial_labels,
                              split_fingerprint, validate_known_ratio,
                              validate_seed)
@@ -25,8 +24,8 @@ def full_label_matrix(dataset) -> np.ndarray:
     labels = -np.ones((len(dataset), num_classes), dtype=np.int8)
     for idx in range(len(dataset)):
         info = dataset.get_data_info(idx)
-        labels[idx, np.asarray(info.get('gt_label_difficult', []),
-                               dtype=np.int64)] = 0
+        difficult = info.get('gt_label_difficult', [])
+        labels[idx, np.asarray(difficult, dtype=np.int64)] = 0
         labels[idx, np.asarray(info['gt_label'], dtype=np.int64)] = 1
     return labels
 
@@ -47,6 +46,14 @@ class PartialLabelDataset:
             must train on the same, recorded split.
         partial_file (str, optional): A saved (N_img, C) ``.npy`` matrix of
             -1/0/1 used instead of ``known_ratio``.
+        pipeline (Sequence[dict | Callable], optional): Transforms applied
+            to each partial-label sample. The published configs give it
+            here rather than to the wrapped dataset, because mmpretrain's
+            ``tools/misc/verify_dataset.py`` reads
+            ``train_dataloader.dataset.pipeline``. Defaults to None: the
+            wrapped dataset's own pipeline. An empty list runs no transform
+            (tools use it to read the annotations alone); a non-empty one
+            given in both places is an error.
         lazy_init (bool): Defer loading annotations. Defaults to False.
     """
 
@@ -55,6 +62,7 @@ class PartialLabelDataset:
                  known_ratio: Optional[float] = None,
                  seed: int = 0,
                  partial_file: Optional[str] = None,
+                 pipeline: Optional[Sequence[Union[dict, Callable]]] = None,
                  lazy_init: bool = False) -> None:
         if (known_ratio is None) == (partial_file is None):
             raise InvalidInputError(
@@ -69,8 +77,11 @@ class PartialLabelDataset:
             validate_seed(seed, 'PartialLabelDataset seed')
             if partial_file is None else seed)
         self.partial_file = partial_file
-        self.dataset = DATASETS.build(dataset) if isinstance(
-            dataset, dict) else dataset
+        if isinstance(dataset, dict):
+            dataset = DATASETS.build(dataset)
+        self.dataset = dataset
+        if pipeline is not None:
+            self._take_pipeline(pipeline)
         self.partial_labels: Optional[np.ndarray] = None
         self.fingerprint: Optional[str] = None
         self._fully_initialized = False
@@ -82,8 +93,36 @@ class PartialLabelDataset:
         return copy.deepcopy(self.dataset.metainfo)
 
     @property
-    def pipeline(self):
+    def pipeline(self) -> Callable:
+        """The wrapped dataset's pipeline, which every sample goes through.
+
+        It can be replaced (mmpretrain's ``browse_dataset.py`` swaps in a
+        pipeline that records every intermediate image).
+        """
         return self.dataset.pipeline
+
+    @pipeline.setter
+    def pipeline(self, pipeline: Callable) -> None:
+        self.dataset.pipeline = pipeline
+
+    def _take_pipeline(self, pipeline: Sequence) -> None:
+        if not isinstance(pipeline, Sequence) or isinstance(pipeline, str):
+            raise InvalidInputError(
+                'PartialLabelDataset pipeline must be a list of transforms '
+                f'(dicts or callables), but got {pipeline!r}.')
+        inner = getattr(self.dataset.pipeline, 'transforms', None)
+        if pipeline and inner:
+            raise InvalidInputError(
+                'PartialLabelDataset got a pipeline, and so did the dataset '
+                f'it wraps ({type(self.dataset).__name__}). Give it in one '
+                'place only: train_dataloader.dataset.pipeline (where '
+                "mmpretrain's tools look for it) or "
+                'train_dataloader.dataset.dataset.pipeline.')
+        # Built like mmpretrain's datasets build theirs, so that the types
+        # resolve in the mmpretrain registry whatever the default scope.
+        self.dataset.pipeline = Compose([
+            TRANSFORMS.build(t) if isinstance(t, dict) else t for t in pipeline
+        ])
 
     def full_init(self) -> None:
         """Load the wrapped dataset and fix its partial-label matrix."""

@@ -42,7 +42,7 @@ _SHAPES = ('circle', 'square', 'triangle', 'ring', 'cross', 'stripes',
 
 # (category id, colour, shape). Ids skip numbers like real COCO so that code
 # which assumes ``label == category_id - 1`` fails on the demo too.
-_CATEGORY_SPECS = (
+_CATEGORY_TABLE = (
     (1, 'red', 'circle'),
     (2, 'green', 'square'),
     (3, 'blue', 'triangle'),
@@ -56,10 +56,10 @@ _CATEGORY_SPECS = (
     (17, 'green', 'triangle'),
     (19, 'yellow', 'cross'),
 )
-DEMO_CATEGORY_IDS = [cid for cid, _, _ in _CATEGORY_SPECS]
-DEMO_CATEGORIES = [f'{color}_{shape}' for _, color, shape in _CATEGORY_SPECS]
+DEMO_CATEGORY_IDS = [cid for cid, _, _ in _CATEGORY_TABLE]
+DEMO_CATEGORIES = [f'{color}_{shape}' for _, color, shape in _CATEGORY_TABLE]
 
-# Latent scene types: indices into ``_CATEGORY_SPECS`` of the objects that
+# Latent scene types: indices into ``_CATEGORY_TABLE`` of the objects that
 # usually appear together. Every class belongs to exactly one scene, and
 # scenes deliberately mix colours and shapes so co-occurrence is not a
 # shortcut for either.
@@ -69,7 +69,7 @@ _SCENES = (
     (6, 7, 10),  # orange_diamond, white_star, green_triangle
     (8, 9, 11),  # blue_circle, red_square, yellow_cross
 )
-_CLASS_COMBOS = {(color, shape) for _, color, shape in _CATEGORY_SPECS}
+_CLASS_COMBOS = {(color, shape) for _, color, shape in _CATEGORY_TABLE}
 # Saturated (colour, shape) pairs that are *not* classes; drawn as hard
 # distractors.
 _NON_CLASS_COMBOS = tuple((c, s) for c in _COLORS for s in _SHAPES
@@ -282,7 +282,7 @@ def _sample_labels(rng):
         if rng.random() < _P_IN_SCENE:
             labels.append(int(scene[rng.integers(len(scene))]))
         else:
-            labels.append(int(rng.integers(len(_CATEGORY_SPECS))))
+            labels.append(int(rng.integers(len(_CATEGORY_TABLE))))
     return labels
 
 
@@ -302,7 +302,7 @@ def _render_scene(rng, size):
 
     objects, boxes = [], []
     for cat_idx in labels:
-        _, color_name, shape = _CATEGORY_SPECS[cat_idx]
+        _, color_name, shape = _CATEGORY_TABLE[cat_idx]
         extent = rng.uniform(*_OBJ_SIZE) * size
         center = _place(rng, size, extent, boxes)
         bbox = _draw_shape(draw, rng, shape,

@@ -50,7 +50,12 @@ def _check_limit(value, name: str) -> Optional[int]:
     return int(value)
 
 
-@TRANSFORMS.register_module()
+# Also replaces mmcv's loader under its own name in the mmpretrain scope:
+# mmpretrain's tools find the image loader of a pipeline by that exact name
+# (verify_dataset.py keeps only it), so the configs say 'LoadImageFromFile'
+# and still get these checks.
+@TRANSFORMS.register_module(
+    name=['CheckedLoadImageFromFile', 'LoadImageFromFile'], force=True)
 class CheckedLoadImageFromFile(LoadImageFromFile):
     """mmcv's ``LoadImageFromFile`` that checks a file before reading it.
 
@@ -77,6 +82,13 @@ class CheckedLoadImageFromFile(LoadImageFromFile):
     With ``ignore_empty=True`` a missing or undecodable file gives ``None``
     (as in mmcv), but a refused file (not regular, too large, too many
     pixels) still raises, because it is never a harmless gap in a dataset.
+
+    Once ``sarb_mm`` is imported (every sarb_mm config imports it through
+    ``custom_imports``), ``dict(type='LoadImageFromFile')`` in the mmpretrain
+    scope builds this class instead of mmcv's, so that mmpretrain's tools
+    recognise the loader of our pipelines. Its defaults accept every image
+    that mmcv's loader reads except those refused above. mmcv's unchecked
+    loader stays available as ``dict(type='mmengine.LoadImageFromFile')``.
 
     Args:
         max_file_size (int, optional): Largest file size in bytes that is
@@ -147,7 +159,8 @@ class CheckedLoadImageFromFile(LoadImageFromFile):
                     self.file_client_args, path).client
             else:
                 backend = fileio.get_file_backend(
-                    path, backend_args=self.backend_args,
+                    path,
+                    backend_args=self.backend_args,
                     enable_singleton=True)
         except (KeyError, ValueError) as err:
             raise ImageFileError(

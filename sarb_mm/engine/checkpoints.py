@@ -67,12 +67,19 @@ def state_dict_of(checkpoint: dict) -> Dict[str, torch.Tensor]:
     return {re.sub(r'^module\.', '', k): v for k, v in state.items()}
 
 
-def check_checkpoint_fits(model: torch.nn.Module, checkpoint: dict,
-                          filename: str) -> None:
+def check_checkpoint_fits(model: torch.nn.Module,
+                          checkpoint: dict,
+                          filename: str,
+                          non_strict_hint: bool = True) -> None:
     """Refuse weights that do not fit ``model`` exactly or are not finite.
 
     Lists missing, unexpected and shape-mismatched keys (the first few of
     each, with their counts). Checked before anything is loaded.
+
+    Args:
+        non_strict_hint (bool): Whether the message mentions
+            ``tools/test.py --non-strict`` (not where no such flag exists,
+            e.g. for inference).
     """
     state = state_dict_of(checkpoint)
     expected = model.state_dict()
@@ -97,9 +104,10 @@ def check_checkpoint_fits(model: torch.nn.Module, checkpoint: dict,
         raise InvalidInputError(
             f'Checkpoint {filename} does not fit the model of this config:\n' +
             '\n'.join(problems) + '\nIt was trained with another config '
-            '(class count, backbone or head); use that config, or pass '
-            '--non-strict to tools/test.py (load_strict=False) to evaluate a '
-            'partly loaded model on purpose.')
+            '(class count, backbone or head); use that config' +
+            (', or pass --non-strict to tools/test.py (load_strict=False) '
+             'to evaluate a partly loaded model on purpose.'
+             if non_strict_hint else '.'))
     bad = [
         k for k, v in state.items()
         if torch.is_tensor(v) and v.is_floating_point()

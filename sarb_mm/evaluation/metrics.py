@@ -5,12 +5,14 @@ from collections.abc import Mapping
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
-from mmengine.evaluator import BaseMetric
+from mmengine.evaluator import BaseMetric, DumpResults
 from mmengine.logging import MMLogger
 from mmengine.structures import BaseDataElement
 from mmpretrain.registry import METRICS
 
 from .functional import _to_numpy, multilabel_prf, voc_average_precision
+from .report import (format_report_table, per_class_report, report_summary,
+                     write_report_csv)
 
 _PRF_NAMES = ('OP', 'OR', 'OF1', 'CP', 'CR', 'CF1')
 
@@ -63,6 +65,12 @@ class InterpolatedMultiLabelMetric(BaseMetric):
             uses ``'multi-label'`` for a different, non-interpolated mAP).
         collect_dir (str, optional): Directory for collecting results across
             ranks when ``collect_device='cpu'``. Defaults to None.
+        report_file (str, optional): Also log a per-class table (class,
+            AP, positives, predictions, TP, precision / recall / F1 at
+            ``thr``; sorted by AP, classes without a positive last, marked
+            excluded) and write it to this ``.csv`` file, overwritten at
+            every evaluation (see :func:`~sarb_mm.evaluation.report.
+            per_class_report`). Defaults to None (no report).
     """
 
     default_prefix: Optional[str] = 'interp-multi-label'
@@ -73,7 +81,8 @@ class InterpolatedMultiLabelMetric(BaseMetric):
                  per_class: bool = False,
                  collect_device: str = 'cpu',
                  prefix: Optional[str] = None,
-                 collect_dir: Optional[str] = None) -> None:
+                 collect_dir: Optional[str] = None,
+                 report_file: Optional[str] = None) -> None:
         super().__init__(
             collect_device=collect_device,
             prefix=prefix,
@@ -90,7 +99,14 @@ class InterpolatedMultiLabelMetric(BaseMetric):
         if not isinstance(per_class, bool):
             raise ValueError('InterpolatedMultiLabelMetric: `per_class` must '
                              f'be True or False, got {per_class!r}.')
+        is_csv = isinstance(report_file,
+                            str) and report_file.lower().endswith('.csv')
+        if report_file is not None and not is_csv:
+            raise ValueError('InterpolatedMultiLabelMetric: `report_file` '
+                             'must be None or the path of a .csv file, got '
+                             f'{report_file!r}.')
         self.thr = float(thr)
+        self.report_file = report_file
         self.topk = None if topk is None else int(topk)
         self.per_class = per_class
         # Width of the first pred_score since the last evaluate(); every
@@ -215,7 +231,23 @@ class InterpolatedMultiLabelMetric(BaseMetric):
         if self.per_class:
             for key, value in zip(self._per_class_keys(names), ap):
                 metrics[key] = float(value * 100)
+        if self.report_file is not None:
+            self._report(scores, labels, valid, names, ap)
         return metrics
+
+    def _report(self, scores, labels, valid, names, ap) -> None:
+        """Log the per-class table and write it as CSV."""
+        rows = per_class_report(scores, labels, names, self.thr, valid, ap)
+        logger = MMLogger.get_current_instance()
+        logger.info(format_report_table(rows, report_summary(rows, self.thr)))
+        try:
+            write_report_csv(rows, self.report_file)
+        except OSError as err:
+            raise ValueError(
+                'InterpolatedMultiLabelMetric: cannot write the per-class '
+                f'report to {self.report_file} ({err.strerror or err}); '
+                'choose a writable report_file.') from None
+        logger.info(f'Per-class report written to {self.report_file}.')
 
     def _prf(self, scores, labels, valid, topk, suffix) -> Dict[str, float]:
         values = multilabel_prf(
@@ -364,8 +396,8 @@ class InterpolatedMultiLabelMetric(BaseMetric):
             raise ValueError(
                 f'InterpolatedMultiLabelMetric: {key} of {where} has class '
                 f'index(es) {sorted(set(bad.tolist()))} outside [0, '
-                f'{num_classes - 1}] (pred_score has {num_classes} classes).'
-                + negative)
+                f'{num_classes - 1}] (pred_score has {num_classes} classes).' +
+                negative)
         return value.astype(np.int64)
 
     @staticmethod
@@ -392,3 +424,33 @@ class InterpolatedMultiLabelMetric(BaseMetric):
                 'val/test dataset is not empty (its annotation file, split '
                 'and data_root) and that the evaluation loop passes the '
                 "model's data samples to the metric.")
+
+
+@METRICS.register_module()
+class DumpResultsWithClasses(DumpResults):
+    """mmengine's ``DumpResults`` that also stores the class names.
+
+    Every dumped sample dict gets a ``classes`` entry (the dataset's class
+    names, one shared tuple, so the pickle holds it once), which lets
+    ``tools/analysis/pr_curves.py`` name the classes without the config.
+    The other entries are exactly mmengine's, so mmpretrain's tools read
+    the file as before.
+
+    Args:
+        out_file_path (str): Path of the ``.pkl`` / ``.pickle`` file.
+        collect_device (str): Device used to collect results across ranks.
+            Defaults to 'cpu'.
+        collect_dir (str, optional): Directory for collecting results across
+            ranks when ``collect_device='cpu'``. Defaults to None.
+    """
+
+    # Returns no metric; a prefix only silences mmengine's warning.
+    default_prefix: Optional[str] = 'dump'
+
+    def compute_metrics(self, results: list) -> dict:
+        classes = (self.dataset_meta or {}).get('classes')
+        if classes is not None:
+            classes = tuple(str(c) for c in classes)
+            for result in results:
+                result['classes'] = classes
+        return super().compute_metrics(results)

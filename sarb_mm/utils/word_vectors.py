@@ -1,4 +1,4 @@
-"""Category embeddings from a GloVe text file (SPEC section 2)."""
+"""Category embeddings from GloVe (docs/data_preparation.md)."""
 import itertools
 import os
 import stat

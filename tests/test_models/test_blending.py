@@ -1,4 +1,4 @@
-"""ILRB / PLRB and SARBHead.loss vs. SPEC sections 2 and 4."""
+"""ILRB / PLRB and SARBHead.loss vs. docs/method.md."""
 import numpy as np
 import pytest
 import torch

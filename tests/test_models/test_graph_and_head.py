@@ -1,4 +1,4 @@
-"""GGNN, SARBHead.classify/predict and the co-occurrence graph vs. SPEC 2."""
+"""GGNN, SARBHead.classify/predict and the co-occurrence graph vs. the docs."""
 import math
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""Partial BCE and the category-wise contrastive term vs. SPEC section 4."""
+"""Partial BCE and the category-wise contrastive term vs. docs/method.md."""
 import math
 
 import pytest

@@ -1,4 +1,4 @@
-"""SemanticDecouplingNeck against a naive loop form of SPEC section 2."""
+"""SemanticDecouplingNeck against a naive loop form of docs/method.md."""
 import math
 import os
 import re
@@ -132,7 +132,7 @@ def test_reduction_structure(neck):
     assert conv.kernel_size == (1, 1)
     assert (conv.in_channels, conv.out_channels) == (DB, D)
     assert isinstance(bn, nn.BatchNorm2d) and bn.num_features == D
-    # the SPEC parameters are stored separately (weights interchangeable)
+    # W3, b3, w4, b4 are stored separately (weights interchangeable)
     assert neck.feature_proj.bias is None
     assert neck.embedding_proj.bias is None
     assert neck.feature_proj.weight.shape == (I, D)

@@ -103,7 +103,7 @@ def time_train_steps(model, args):
 
 
 def naive_neck(neck, x):
-    """The literal SPEC form: W3 on (B,N,C,I), pooling via (B,N,C,D)."""
+    """The literal form: W3 on (B,N,C,I), pooling via (B,N,C,D)."""
     x = neck.reduce(x)
     features = x.flatten(2).transpose(1, 2)
     hidden = torch.tanh(

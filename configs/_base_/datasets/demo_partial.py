@@ -11,8 +11,10 @@ num_val = 500
 image_size = 64
 demo_seed = 0
 crop_sizes = (72, 64, 56)
+# 'LoadImageFromFile' builds sarb_mm's CheckedLoadImageFromFile (the
+# configs import sarb_mm), under the name mmpretrain's tools look for.
 train_pipeline = [
-    dict(type='CheckedLoadImageFromFile'),
+    dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=(72, 72), interpolation='bicubic',
          backend='pillow'),
     dict(
@@ -25,10 +27,22 @@ train_pipeline = [
     dict(type='PackInputs'),
 ]
 test_pipeline = [
-    dict(type='CheckedLoadImageFromFile'),
+    dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=(64, 64), interpolation='bicubic',
          backend='pillow'),
     dict(type='PackInputs'),
+]
+# tools/test.py --tta: every image and its mirror image, scores averaged
+# and labels taken from the average.
+tta_model = dict(type='MultiLabelAverageScoreTTA')
+tta_pipeline = [
+    *test_pipeline[:-1],
+    dict(
+        type='TestTimeAug',
+        transforms=[[
+            dict(type='RandomFlip', prob=1.),
+            dict(type='RandomFlip', prob=0.)
+        ], [test_pipeline[-1]]]),
 ]
 train_dataloader = dict(
     batch_size=32,
@@ -40,6 +54,8 @@ train_dataloader = dict(
         type='PartialLabelDataset',
         known_ratio=0.1,
         seed=0,
+        # On the wrapper, where mmpretrain's tools (verify_dataset.py) look.
+        pipeline=train_pipeline,
         dataset=dict(
             type='SyntheticCocoDataset',
             data_root=data_root,
@@ -47,8 +63,7 @@ train_dataloader = dict(
             num_train=num_train,
             num_val=num_val,
             image_size=image_size,
-            seed=demo_seed,
-            pipeline=train_pipeline)))
+            seed=demo_seed)))
 val_dataloader = dict(
     batch_size=64,
     num_workers=2,

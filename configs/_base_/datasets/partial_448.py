@@ -1,8 +1,10 @@
-# Shared data settings of the published runs (SPEC section 5); the dataset
+# Shared data settings of the published runs (docs/method.md); the dataset
 # files below fill in the dataset type and paths.
 crop_sizes = (512, 448, 384, 320, 256)
+# 'LoadImageFromFile' builds sarb_mm's CheckedLoadImageFromFile (the
+# configs import sarb_mm), under the name mmpretrain's tools look for.
 train_pipeline = [
-    dict(type='CheckedLoadImageFromFile'),
+    dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=(512, 512), interpolation='bicubic',
          backend='pillow'),
     # A square crop whose side is drawn uniformly from crop_sizes.
@@ -16,11 +18,23 @@ train_pipeline = [
     dict(type='PackInputs'),
 ]
 test_pipeline = [
-    dict(type='CheckedLoadImageFromFile'),
+    dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=(448, 448), interpolation='bicubic',
          backend='pillow'),
     # VOC with difficult='ignore': the metric leaves these entries out.
     dict(type='PackInputs', algorithm_keys=('gt_label_difficult', )),
+]
+# tools/test.py --tta: every image and its mirror image, scores averaged
+# and labels taken from the average.
+tta_model = dict(type='MultiLabelAverageScoreTTA')
+tta_pipeline = [
+    *test_pipeline[:-1],
+    dict(
+        type='TestTimeAug',
+        transforms=[[
+            dict(type='RandomFlip', prob=1.),
+            dict(type='RandomFlip', prob=0.)
+        ], [test_pipeline[-1]]]),
 ]
 
 train_dataloader = dict(
@@ -38,7 +52,8 @@ train_dataloader = dict(
         type='PartialLabelDataset',
         known_ratio=0.1,
         seed=0,
-        dataset=dict(pipeline=train_pipeline)))
+        # On the wrapper, where mmpretrain's tools (verify_dataset.py) look.
+        pipeline=train_pipeline))
 val_dataloader = dict(
     batch_size=8,
     num_workers=8,

@@ -1,4 +1,4 @@
-# SARB (SPEC section 2): the baseline's ResNet-101 (stem and stages 1-3
+# SARB (docs/method.md): the baseline's ResNet-101 (stem and stages 1-3
 # frozen, ImageNet weights) -> semantic decoupling neck -> graph head with
 # ILRB and PLRB. Leaf configs set num_classes and the word-vector file.
 _base_ = './resnet101_partial_bce.py'

@@ -1,4 +1,4 @@
-# Published recipe (SPEC section 5): batch 8 on one GPU, 20 epochs, Adam
+# Published recipe (docs/protocol.md): batch 8 on one GPU, 20 epochs, Adam
 # lr 1e-5 / weight decay 5e-4, lr x 0.1 every 10 epochs.
 optim_wrapper = dict(
     optimizer=dict(type='Adam', lr=1e-5, weight_decay=5e-4))

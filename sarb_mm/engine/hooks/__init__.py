@@ -1,8 +1,10 @@
 from .epoch_seed_hook import EpochSeedHook
 from .finite_loss_hook import FiniteLossHook
+from .multilabel_visualization_hook import MultiLabelVisualizationHook
 from .partial_label_hook import PartialLabelHook
 from .prototype_hook import PrototypeHook
 
 __all__ = [
-    'EpochSeedHook', 'FiniteLossHook', 'PartialLabelHook', 'PrototypeHook'
+    'EpochSeedHook', 'FiniteLossHook', 'MultiLabelVisualizationHook',
+    'PartialLabelHook', 'PrototypeHook'
 ]

@@ -1,4 +1,4 @@
-"""Category-wise contrastive term of SARB (SPEC section 4)."""
+"""Category-wise contrastive term of SARB (docs/method.md#losses)."""
 from typing import Optional
 
 import torch

@@ -37,7 +37,7 @@ def partial_bce(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 
 @MODELS.register_module()
 class PartialBCELoss(nn.Module):
-    """Partial-label BCE (SPEC section 4) as an mmpretrain loss module.
+    """Partial-label BCE (docs/method.md#losses) as an mmpretrain loss.
 
     Drop-in for mmpretrain's multi-label heads, which pass the -1/0/1
     ``gt_score`` of each data sample as the target.

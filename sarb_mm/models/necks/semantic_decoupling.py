@@ -1,4 +1,4 @@
-"""Semantic decoupling: category-specific attention pooling (SPEC 2)."""
+"""Semantic decoupling: category attention pooling (docs/method.md)."""
 from typing import Optional, Sequence, Tuple
 
 import numpy as np
@@ -70,7 +70,7 @@ def attention_pool(attention: torch.Tensor,
 
 @MODELS.register_module()
 class SemanticDecouplingNeck(BaseModule):
-    """Channel reduction plus semantic decoupling (SPEC section 2).
+    """Channel reduction plus semantic decoupling (docs/method.md).
 
     Args:
         num_classes (int): Number of categories C.
@@ -120,6 +120,35 @@ class SemanticDecouplingNeck(BaseModule):
 
     def forward(self, inputs: Sequence[torch.Tensor]) -> Tuple[torch.Tensor]:
         """Map the last backbone feature map to category features (B, C, D)."""
+        features, attention, _ = self._decouple(inputs)
+        return (attention_pool(attention, features), )
+
+    def attention_maps(self, inputs: Sequence[torch.Tensor]) -> torch.Tensor:
+        """The category attention that :meth:`forward` pools with.
+
+        Computed by the same code as :meth:`forward` (so also in train mode
+        the reduction's BatchNorm uses batch statistics), and differentiable
+        like it. Call it under ``torch.no_grad()`` to only look at the maps.
+
+        Args:
+            inputs (Sequence[Tensor]): The backbone outputs; the last one,
+                of shape (B, D_b, H, W), is used, as in :meth:`forward`.
+
+        Returns:
+            Tensor: Attention of shape (B, C, H, W) in float32, where
+            ``[b, c]`` is class ``c``'s softmax over the H x W positions of
+            the feature map (non-negative, summing to 1 over H and W). The
+            category feature of class ``c`` is the sum of the reduced
+            features weighted by this map.
+        """
+        _, attention, (height, width) = self._decouple(inputs)
+        batch, _, num_classes = attention.shape
+        return attention.transpose(1, 2).reshape(batch, num_classes, height,
+                                                 width)
+
+    def _decouple(self, inputs: Sequence[torch.Tensor]
+                  ) -> Tuple[torch.Tensor, torch.Tensor, Tuple[int, int]]:
+        """Reduced features (B, N, D), attention (B, N, C) and (H, W)."""
         x = self.reduce(inputs[-1])
         features = x.flatten(2).transpose(1, 2)  # (B, N, D)
         # w4 (W3 h + b3) + b4 == (w4 W3) h + (w4 b3 + b4): collapse once.
@@ -129,7 +158,7 @@ class SemanticDecouplingNeck(BaseModule):
         attention = semantic_attention(self.feature_proj(features),
                                        self.embedding_proj(self.embeddings),
                                        score_weight, score_bias)
-        return (attention_pool(attention, features), )
+        return features, attention, tuple(x.shape[2:])
 
 
 def load_word_vectors(path: str, expected_shape: Tuple[int, int]

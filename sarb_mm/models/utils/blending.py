@@ -1,4 +1,4 @@
-"""Instance- and prototype-level representation blending (SPEC section 2)."""
+"""Instance- and prototype-level representation blending (docs/method.md)."""
 from typing import Optional, Tuple
 
 import torch
@@ -95,7 +95,7 @@ def prototype_blend(features: torch.Tensor, targets: torch.Tensor,
 
 
 def cooccurrence_matrix(partial_labels) -> torch.Tensor:
-    """Conditional co-occurrence of known positives (SPEC section 2).
+    """Conditional co-occurrence of known positives (docs/method.md).
 
     ``A[i,j] = #(i and j known positive) / #(i known positive)``; a class
     that is never a known positive gets an all-zero row.

@@ -1,4 +1,4 @@
-"""Gated graph propagation over category nodes (SPEC section 2)."""
+"""Gated graph propagation over category nodes (docs/method.md)."""
 from typing import Sequence, Tuple
 
 import torch

@@ -1,0 +1,1 @@
+"""Tools that read finished runs back (sweeps over known proportions)."""

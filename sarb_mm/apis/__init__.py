@@ -1,0 +1,10 @@
+"""Using a trained model: building it from a checkpoint, inference,
+category attention."""
+from .attention import ClassAttention, check_attention_config, class_attention
+from .inferencer import MultiLabelInferencer
+from .model import init_model
+
+__all__ = [
+    'init_model', 'MultiLabelInferencer', 'class_attention', 'ClassAttention',
+    'check_attention_config'
+]

@@ -1,0 +1,3 @@
+from .multi_label_tta import MultiLabelAverageScoreTTA
+
+__all__ = ['MultiLabelAverageScoreTTA']

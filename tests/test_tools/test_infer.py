@@ -1,0 +1,159 @@
+"""End to end: tools/infer.py on a freshly trained tiny demo checkpoint."""
+import csv
+import importlib.util
+import json
+import os
+import os.path as osp
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from sarb_mm.datasets.synthetic import DEMO_CATEGORIES
+from .tiny import REPO, run_tool, tiny_options
+
+CONFIG = 'configs/sarb_r18_demo_p10.py'
+
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory):
+    """(config, checkpoint) of a one-epoch tiny SARB run; the config is the
+    one tools/train.py dumps into the work dir, as a user would use it."""
+    root = tmp_path_factory.mktemp('infer')
+    work_dir = str(root / 'work')
+    run_tool(['tools/train.py', CONFIG, '--work-dir', work_dir,
+              '--cfg-options'] +
+             tiny_options(str(root / 'data'), epochs=1, num_train=32,
+                          num_val=8))
+    return (osp.join(work_dir, osp.basename(CONFIG)),
+            osp.join(work_dir, 'epoch_1.pth'), str(root / 'data'))
+
+
+@pytest.fixture(scope='module')
+def images(trained, tmp_path_factory):
+    """A folder of mixed formats, modes and sizes made from demo images."""
+    folder = tmp_path_factory.mktemp('photos')
+    val = osp.join(trained[2], 'val')
+    first, second = sorted(os.listdir(val))[:2]
+    with Image.open(osp.join(val, first)) as image:
+        image.save(folder / 'a.jpg')
+        image.convert('L').resize((90, 70)).save(folder / 'b_gray.png')
+        image.convert('RGBA').resize((120, 120)).save(folder / 'c_rgba.png')
+    os.makedirs(folder / 'more')
+    with Image.open(osp.join(val, second)) as image:
+        image.resize((40, 48)).save(folder / 'more' / 'd.bmp')
+    return folder
+
+
+def load_infer_tool():
+    spec = importlib.util.spec_from_file_location(
+        'infer_tool', osp.join(REPO, 'tools', 'infer.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope='module')
+def json_run(trained, images, tmp_path_factory):
+    """tools/infer.py on the folder plus a missing image, with --out JSON
+    and --show-dir: (process, JSON records, missing path, drawing dir)."""
+    config, checkpoint, _ = trained
+    root = tmp_path_factory.mktemp('json_run')
+    missing = str(root / 'not_there.jpg')
+    out = str(root / 'results.json')
+    show_dir = str(root / 'drawn')
+    proc = run_tool(['tools/infer.py', config, checkpoint, str(images),
+                     missing, '--thr', '0.3', '--out', out, '--show-dir',
+                     show_dir, '--batch-size', '2', '--device', 'cpu'],
+                    check=False)
+    records = None
+    if osp.isfile(out):
+        with open(out) as f:
+            records = json.load(f)
+    return proc, records, missing, show_dir
+
+
+def test_infer_writes_json_and_drawings_past_a_missing_image(
+        json_run, images):
+    proc, records, missing, show_dir = json_run
+    # Some image failed: non-zero, after processing and writing the rest.
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert records is not None and 'FAILED' in proc.stdout
+    assert missing in proc.stdout
+    assert '5 image(s): 4 predicted, 1 failed' in proc.stdout
+
+    expected = [str(images / name) for name in
+                ('a.jpg', 'b_gray.png', 'c_rgba.png', osp.join('more',
+                                                               'd.bmp'))]
+    assert [r['img'] for r in records] == expected + [missing]
+    assert 'does not exist' in records[-1]['error']
+    assert 'scores' not in records[-1] and records[-1]['labels'] == []
+    for record in records[:-1]:
+        assert 'error' not in record
+        # The class names come from the checkpoint's meta.
+        assert list(record['scores']) == DEMO_CATEGORIES
+        scores = record['scores']
+        wanted = sorted((name for name in scores if scores[name] >= 0.3),
+                        key=lambda name: -scores[name])
+        assert [label['label'] for label in record['labels']] == wanted
+        for label in record['labels']:
+            assert label['score'] == scores[label['label']]
+        # The line printed for the image names the same labels.
+        line = next(line for line in proc.stdout.splitlines()
+                    if line.startswith(record['img'] + ':'))
+        for name in wanted:
+            assert name in line
+
+    drawn = sorted(os.listdir(show_dir))
+    assert drawn == ['a.png', 'b_gray.png', 'c_rgba.png', 'd.png']
+    for name in drawn:
+        with Image.open(osp.join(show_dir, name)) as image:
+            image.verify()
+
+
+def test_infer_csv_matches_the_json(trained, images, json_run, tmp_path,
+                                    capsys):
+    config, checkpoint, _ = trained
+    out = str(tmp_path / 'results.csv')
+    tool = load_infer_tool()
+    code = tool.main([config, checkpoint, str(images / '*.png'),
+                      str(images / 'more'), '--topk', '2', '--out', out])
+    assert code == 0
+    assert '3 image(s): 3 predicted, 0 failed' in capsys.readouterr().out
+    with open(out, newline='') as f:
+        rows = list(csv.DictReader(f))
+    assert [osp.basename(r['image']) for r in rows] == [
+        'b_gray.png', 'c_rgba.png', 'd.bmp']
+    assert list(rows[0]) == ['image', 'labels', 'error', *DEMO_CATEGORIES]
+    assert json_run[1] is not None, json_run[0].stderr[-3000:]
+    json_records = {r['img']: r for r in json_run[1]}
+    for row in rows:
+        assert row['error'] == ''
+        # The same checkpoint and images as the JSON run: same scores.
+        want = json_records[row['image']]['scores']
+        scores = [float(row[name]) for name in DEMO_CATEGORIES]
+        np.testing.assert_allclose(
+            scores, [want[name] for name in DEMO_CATEGORIES], atol=1e-4)
+        labels = [part[:-1].split(' (') for part in row['labels'].split('; ')]
+        assert [name for name, _ in labels] == sorted(
+            want, key=lambda name: -want[name])[:2]
+        for name, score in labels:
+            assert score == row[name]  # both written with 4 decimals
+
+
+def test_infer_bad_input_exits_2_before_building(trained, tmp_path, capsys):
+    config, checkpoint, _ = trained
+    tool = load_infer_tool()
+    from sarb_mm.utils.launch import run_tool as launch
+    empty = tmp_path / 'empty'
+    empty.mkdir()
+    for argv, message in (
+        ([str(tmp_path / '*.jpg')], 'matches no image file'),
+        ([str(empty)], 'holds no images'),
+        ([str(empty), '--out', str(tmp_path / 'x.txt')], '.json or .csv'),
+        ([str(empty), '--batch-size', '0'], '--batch-size'),
+    ):
+        with pytest.raises(SystemExit) as info:
+            launch(lambda: tool.main([config, checkpoint, *argv]))
+        assert info.value.code == 2
+        assert message in capsys.readouterr().err

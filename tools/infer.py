@@ -1,0 +1,186 @@
+"""Predict every label of images, folders or glob patterns.
+
+Prints one line per image (its labels, best first) and optionally writes
+them to JSON or CSV and draws them on the images. Exits with 0 when every
+image was processed, 1 when some could not be (missing or undecodable:
+the others are still processed and written), 2 for unusable arguments.
+
+CSV: one row per image with the columns ``image``, ``labels`` (the
+predicted labels with their scores, best first, ``;``-separated),
+``error`` and one score column per class. JSON: a list of
+``{"img", "labels": [{"label", "score"}], "scores": {class: score}}`` with
+an ``"error"`` entry for the images that failed.
+"""
+import argparse
+import csv
+import json
+import os
+import os.path as osp
+import sys
+
+import torch
+
+from sarb_mm.utils.errors import InvalidInputError
+from sarb_mm.utils.launch import CheckedDictAction, run_tool
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='Multi-label inference with a trained sarb_mm model')
+    parser.add_argument('config', help='the config the model was trained '
+                        'with')
+    parser.add_argument('checkpoint', help='the checkpoint (.pth)')
+    parser.add_argument(
+        'inputs',
+        nargs='+',
+        metavar='INPUT',
+        help='image files, folders (searched recursively) or quoted glob '
+        'patterns such as "photos/**/*.jpg"')
+    select = parser.add_mutually_exclusive_group()
+    select.add_argument(
+        '--thr',
+        type=float,
+        help='keep the labels scoring at least this (default: the head\'s '
+        'thr, 0.5)')
+    select.add_argument(
+        '--topk', type=int, help='keep the K best labels of every image')
+    parser.add_argument(
+        '--out', help='write the predictions to this .json or .csv file')
+    parser.add_argument(
+        '--batch-size', type=int, default=8, help='images per forward pass')
+    parser.add_argument(
+        '--device',
+        default=None,
+        help='cpu, cuda or cuda:N (default: cuda if available, else cpu)')
+    parser.add_argument(
+        '--show-dir',
+        help='write every image with its predicted labels drawn here (PNG)')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=CheckedDictAction,
+        help='override config entries, e.g. model.head.thr=0.3')
+    return parser.parse_args(argv)
+
+
+def check_out_path(path: str) -> str:
+    """The output format; fails before inference on an unusable path."""
+    kind = osp.splitext(path)[1].lower().lstrip('.')
+    if kind not in ('json', 'csv'):
+        raise InvalidInputError(
+            f'--out {path}: use a .json or .csv file name.')
+    if osp.isdir(path):
+        raise InvalidInputError(f'--out {path} is a directory; give a file '
+                                'name such as results.json.')
+    folder = osp.dirname(osp.abspath(path))
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as err:
+        raise InvalidInputError(f'--out {path}: cannot create {folder} '
+                                f'({err.strerror}).') from None
+    if not os.access(folder, os.W_OK) or (osp.exists(path)
+                                          and not os.access(path, os.W_OK)):
+        raise InvalidInputError(f'--out {path}: not writable; choose '
+                                'another path.')
+    return kind
+
+
+def summary_line(result: dict, thr, topk) -> str:
+    """One readable line per image."""
+    if result['error'] is not None:
+        return f'{result["img"]}: FAILED: {result["error"]}'
+    labels = ', '.join(f'{label["label"]} {label["score"]:.3f}'
+                       for label in result['labels'])
+    if not labels:
+        best = int(result['scores'].argmax())
+        labels = (f'(no label scores >= {thr:g}; best: '
+                  f'{result["classes"][best]} '
+                  f'{result["scores"][best]:.3f})')
+    return f'{result["img"]}: {labels}'
+
+
+def write_json(path: str, results: list, classes) -> None:
+    records = []
+    for result in results:
+        record = dict(
+            img=result['img'],
+            labels=[
+                dict(label=label['label'], score=label['score'])
+                for label in result['labels']
+            ])
+        if result['scores'] is not None:
+            record['scores'] = {
+                name: float(score)
+                for name, score in zip(classes, result['scores'])
+            }
+        if result['error'] is not None:
+            record['error'] = result['error']
+        records.append(record)
+    with open(path, 'w', encoding='utf-8') as f:
+        json.dump(records, f, indent=2)
+
+
+def write_csv(path: str, results: list, classes) -> None:
+    with open(path, 'w', newline='', encoding='utf-8') as f:
+        writer = csv.writer(f)
+        writer.writerow(['image', 'labels', 'error', *classes])
+        for result in results:
+            labels = '; '.join(f'{label["label"]} ({label["score"]:.4f})'
+                               for label in result['labels'])
+            scores = ([f'{s:.4f}' for s in result['scores']]
+                      if result['scores'] is not None else [''] *
+                      len(classes))
+            writer.writerow(
+                [result['img'], labels, result['error'] or '', *scores])
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    # Checked before the model is built: the arguments fail fast.
+    kind = check_out_path(args.out) if args.out is not None else None
+    if args.batch_size < 1:
+        raise InvalidInputError(
+            f'--batch-size must be >= 1, got {args.batch_size}.')
+    device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
+    # Imported here so that --help and argument errors need no mmpretrain.
+    from sarb_mm.apis.inferencer import (MultiLabelInferencer,
+                                         expand_image_path)
+
+    # Folders and patterns first: one without images fails before the
+    # model is built.
+    inputs = [path for item in args.inputs
+              for path in expand_image_path(item)]
+    inferencer = MultiLabelInferencer(
+        args.config,
+        args.checkpoint,
+        device=device,
+        cfg_options=args.cfg_options)
+    results = inferencer(
+        inputs,
+        batch_size=args.batch_size,
+        thr=args.thr,
+        topk=args.topk,
+        show_dir=args.show_dir)
+    classes = inferencer.classes
+    thr, _ = inferencer.resolve_selection(args.thr, args.topk)
+    for result in results:
+        print(summary_line(dict(result, classes=classes), thr, args.topk))
+    if kind == 'json':
+        write_json(args.out, results, classes)
+    elif kind == 'csv':
+        write_csv(args.out, results, classes)
+    failed = sum(result['error'] is not None for result in results)
+    done = len(results) - failed
+    where = f'; predictions written to {args.out}' if args.out else ''
+    drawn = f'; drawn images in {args.show_dir}' if args.show_dir else ''
+    print(f'{len(results)} image(s): {done} predicted, {failed} failed'
+          f'{where}{drawn}.')
+    if failed:
+        print(f'{osp.basename(sys.argv[0])}: {failed} image(s) could not be '
+              'processed (see FAILED above).', file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == '__main__':
+    run_tool(lambda: sys.exit(main()))
