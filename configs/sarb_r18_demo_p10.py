@@ -1,8 +1,9 @@
 # SARB on the generated demo dataset, 10% known labels: blending from
 # epoch 2, prototypes recomputed every 2 epochs.
 _base_ = [
-    './_base_/models/demo_resnet18_sarb.py', './_base_/datasets/demo_partial.py',
-    './_base_/schedules/demo_adam_8e.py', './_base_/default_runtime.py'
+    './_base_/models/demo_resnet18_sarb.py',
+    './_base_/datasets/demo_partial.py', './_base_/schedules/demo_adam_8e.py',
+    './_base_/default_runtime.py'
 ]
 default_hooks = dict(logger=dict(interval=20))
 custom_hooks = [

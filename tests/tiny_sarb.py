@@ -9,11 +9,23 @@ def build_tiny_sarb(num_classes, num_prototypes=3, **head_options):
     return MODELS.build(
         dict(
             type='ImageClassifier',
-            backbone=dict(type='ResNet', depth=18, base_channels=4,
-                          stem_channels=4, out_indices=(3, )),
-            neck=dict(type='SemanticDecouplingNeck', num_classes=num_classes,
-                      in_channels=32, feat_channels=8, embed_dims=6,
-                      attn_channels=5),
-            head=dict(type='SARBHead', num_classes=num_classes,
-                      in_channels=8, out_channels=8,
-                      num_prototypes=num_prototypes, **head_options)))
+            backbone=dict(
+                type='ResNet',
+                depth=18,
+                base_channels=4,
+                stem_channels=4,
+                out_indices=(3, )),
+            neck=dict(
+                type='SemanticDecouplingNeck',
+                num_classes=num_classes,
+                in_channels=32,
+                feat_channels=8,
+                embed_dims=6,
+                attn_channels=5),
+            head=dict(
+                type='SARBHead',
+                num_classes=num_classes,
+                in_channels=8,
+                out_channels=8,
+                num_prototypes=num_prototypes,
+                **head_options)))

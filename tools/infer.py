@@ -27,8 +27,9 @@ from sarb_mm.utils.launch import CheckedDictAction, run_tool
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description='Multi-label inference with a trained sarb_mm model')
-    parser.add_argument('config', help='the config the model was trained '
-                        'with')
+    parser.add_argument(
+        'config', help='the config the model was trained '
+        'with')
     parser.add_argument('checkpoint', help='the checkpoint (.pth)')
     parser.add_argument(
         'inputs',
@@ -128,8 +129,7 @@ def write_csv(path: str, results: list, classes) -> None:
             labels = '; '.join(f'{label["label"]} ({label["score"]:.4f})'
                                for label in result['labels'])
             scores = ([f'{s:.4f}' for s in result['scores']]
-                      if result['scores'] is not None else [''] *
-                      len(classes))
+                      if result['scores'] is not None else [''] * len(classes))
             writer.writerow(
                 [result['img'], labels, result['error'] or '', *scores])
 
@@ -143,13 +143,11 @@ def main(argv=None) -> int:
             f'--batch-size must be >= 1, got {args.batch_size}.')
     device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
     # Imported here so that --help and argument errors need no mmpretrain.
-    from sarb_mm.apis.inferencer import (MultiLabelInferencer,
-                                         expand_image_path)
+    from sarb_mm.apis.inferencer import MultiLabelInferencer, expand_image_path
 
     # Folders and patterns first: one without images fails before the
     # model is built.
-    inputs = [path for item in args.inputs
-              for path in expand_image_path(item)]
+    inputs = [path for item in args.inputs for path in expand_image_path(item)]
     inferencer = MultiLabelInferencer(
         args.config,
         args.checkpoint,
@@ -176,8 +174,10 @@ def main(argv=None) -> int:
     print(f'{len(results)} image(s): {done} predicted, {failed} failed'
           f'{where}{drawn}.')
     if failed:
-        print(f'{osp.basename(sys.argv[0])}: {failed} image(s) could not be '
-              'processed (see FAILED above).', file=sys.stderr)
+        print(
+            f'{osp.basename(sys.argv[0])}: {failed} image(s) could not be '
+            'processed (see FAILED above).',
+            file=sys.stderr)
         return 1
     return 0
 

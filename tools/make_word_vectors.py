@@ -27,8 +27,8 @@ def parse_args():
     parser.add_argument('glove', help='GloVe text file (e.g. 840B.300d)')
     parser.add_argument(
         'out', help='output .npy path (.npy is appended if missing)')
-    parser.add_argument('--dim', type=int, default=300,
-                        help='vector width of the GloVe file')
+    parser.add_argument(
+        '--dim', type=int, default=300, help='vector width of the GloVe file')
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument('--dataset', choices=['coco', 'voc'])
     source.add_argument(
@@ -60,6 +60,7 @@ def class_names(args):
                                 'exist.')
     from mmengine.config import Config
     from mmpretrain.registry import DATASETS
+
     import sarb_mm  # noqa: F401
     cfg = Config.fromfile(args.config)
     cfg.val_dataloader.dataset.pipeline = []
@@ -90,7 +91,8 @@ def main():
             'indices. Pass --classes FILE with the 200 category names, one '
             'per line in label-index order: reconstruct them with '
             'tools/misc/vg200_names.py, or use the authors\' '
-            'vg_200_vector.npy instead (docs/data_preparation.md#word-vectors).')
+            'vg_200_vector.npy instead '
+            '(docs/data_preparation.md#word-vectors).')
     vectors = build_word_vectors(names, args.glove, args.dim)
     try:
         os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)

@@ -196,7 +196,7 @@ def apply_tta(cfg: Config) -> None:
             "tta_pipeline = [*test_pipeline[:-1], dict(type='TestTimeAug', "
             "transforms=[[dict(type='RandomFlip', prob=1.), "
             "dict(type='RandomFlip', prob=0.)], [dict(type='PackInputs')]])]"
-             " and tta_model = dict(type='MultiLabelAverageScoreTTA').")
+            " and tta_model = dict(type='MultiLabelAverageScoreTTA').")
     dataset = cfg.test_dataloader.dataset
     if 'pipeline' not in dataset:
         raise InvalidInputError(
@@ -205,8 +205,7 @@ def apply_tta(cfg: Config) -> None:
             'config directly.')
     # As mmpretrain's test.py, but its default merge (AverageClsScoreTTA)
     # keeps the first view's labels: ours derives them from the average.
-    tta_model = cfg.get('tta_model') or dict(
-        type='MultiLabelAverageScoreTTA')
+    tta_model = cfg.get('tta_model') or dict(type='MultiLabelAverageScoreTTA')
     cfg.model = ConfigDict(**tta_model, module=cfg.model)
     dataset.pipeline = cfg.tta_pipeline
 

@@ -23,46 +23,67 @@ def parse_args():
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('image', help='image file')
     chosen = parser.add_mutually_exclusive_group()
-    chosen.add_argument('--classes', nargs='+', metavar='NAME',
-                        help='the classes to show, by name')
-    chosen.add_argument('--topk', type=int, metavar='K',
-                        help='show the K highest-scoring classes (default '
-                        '3)')
-    parser.add_argument('--out', required=True, metavar='FIG',
-                        help='figure file; the format follows the '
-                        'extension (.png, .pdf, .svg, ...)')
-    parser.add_argument('--device', default=None,
-                        help="e.g. 'cpu' or 'cuda:0' (default: cuda:0 "
-                        'when available, else cpu)')
-    parser.add_argument('--alpha', type=float, default=0.5,
-                        help='opacity of the attention overlays')
-    parser.add_argument('--cfg-options', nargs='+', action=CheckedDictAction,
-                        help='override config entries')
+    chosen.add_argument(
+        '--classes',
+        nargs='+',
+        metavar='NAME',
+        help='the classes to show, by name')
+    chosen.add_argument(
+        '--topk',
+        type=int,
+        metavar='K',
+        help='show the K highest-scoring classes (default '
+        '3)')
+    parser.add_argument(
+        '--out',
+        required=True,
+        metavar='FIG',
+        help='figure file; the format follows the '
+        'extension (.png, .pdf, .svg, ...)')
+    parser.add_argument(
+        '--device',
+        default=None,
+        help="e.g. 'cpu' or 'cuda:0' (default: cuda:0 "
+        'when available, else cpu)')
+    parser.add_argument(
+        '--alpha',
+        type=float,
+        default=0.5,
+        help='opacity of the attention overlays')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=CheckedDictAction,
+        help='override config entries')
     return parser.parse_args()
 
 
 def main():
     args = parse_args()
     # Imported here so that --help answers at once.
-    from sarb_mm.apis.attention import (check_attention_config,
-                                        class_attention)
+    from sarb_mm.apis.attention import check_attention_config, class_attention
     from sarb_mm.apis.model import init_model
     from sarb_mm.visualization.attention import (check_figure_path,
                                                  plot_class_attention)
+
     # Bad flags and a non-SARB config fail before the checkpoint is read.
     check_figure_path(args.out)
     cfg = load_config(
-        SimpleNamespace(config=args.config, work_dir=None, launcher='none',
-                        local_rank=0))
+        SimpleNamespace(
+            config=args.config, work_dir=None, launcher='none', local_rank=0))
     merge_cfg_options(cfg, args.cfg_options)
     check_attention_config(cfg)
-    device = args.device or ('cuda:0'
-                             if torch.cuda.is_available() else 'cpu')
+    device = args.device or ('cuda:0' if torch.cuda.is_available() else 'cpu')
     model = init_model(cfg, args.checkpoint, device=device)
-    result = class_attention(model, args.image, classes=args.classes,
-                             topk=args.topk)
-    plot_class_attention(result.image, result.maps, result.classes,
-                         result.scores, out_file=args.out, alpha=args.alpha)
+    result = class_attention(
+        model, args.image, classes=args.classes, topk=args.topk)
+    plot_class_attention(
+        result.image,
+        result.maps,
+        result.classes,
+        result.scores,
+        out_file=args.out,
+        alpha=args.alpha)
     for name, score in zip(result.classes, result.scores):
         print(f'{name}: {score:.4f}')
     print(f'Saved the attention figure to {args.out}')

@@ -63,11 +63,9 @@ def check_sweepable(config_path: str) -> None:
             'PartialLabelDataset (see configs/_base_/datasets/).')
 
 
-def train_command(config_path: str,
-                  percent: int,
-                  work_root: str,
-                  launch: Optional[str] = None,
-                  cfg_options: Sequence[str] = ()) -> List[str]:
+def train_command(config_path: str, percent: int, work_root: str,
+                  launch: Optional[str],
+                  cfg_options: Sequence[str]) -> List[str]:
     """The training command of one run.
 
     Args:
@@ -81,11 +79,12 @@ def train_command(config_path: str,
         raise InvalidInputError(
             f'--launch {launch!r} has no {{config}} placeholder, e.g. '
             "--launch 'bash tools/dist_train.sh {config} 8'.")
-    command = shlex.split(template.replace('{config}',
-                                           shlex.quote(config_path)))
+    command = shlex.split(
+        template.replace('{config}', shlex.quote(config_path)))
     return command + [
-        '--work-dir', run_dir(work_root, config_path, percent),
-        '--cfg-options', f'{KNOWN_RATIO_KEY}={percent / 100:g}'
+        '--work-dir',
+        run_dir(work_root, config_path, percent), '--cfg-options',
+        f'{KNOWN_RATIO_KEY}={percent / 100:g}'
     ] + list(cfg_options)
 
 
@@ -102,8 +101,9 @@ def read_run(work_dir: str) -> Optional[Dict]:
     cfg = Config.fromfile(configs[-1])
     ratio = cfg.train_dataloader.dataset.get('known_ratio')
     max_epochs = cfg.train_cfg.get('max_epochs')
-    for path in sorted(glob.glob(osp.join(work_dir, '*', 'vis_data',
-                                          'scalars.json')))[::-1]:
+    for path in sorted(
+            glob.glob(osp.join(work_dir, '*', 'vis_data',
+                               'scalars.json')))[::-1]:
         with open(path) as f:
             evals = [
                 entry for entry in map(json.loads, f)
@@ -161,8 +161,7 @@ def table_rows(table: Dict[str, Dict[int, Dict[str, float]]],
 
 
 def format_markdown(header: List[str], rows: List[List]) -> str:
-    lines = ['| ' + ' | '.join(header) + ' |',
-             '|' + '---|' * len(header)]
+    lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
     for row in rows:
         cells = [row[0]] + ['' if v is None else f'{v:.2f}' for v in row[1:]]
         lines.append('| ' + ' | '.join(cells) + ' |')
@@ -174,11 +173,12 @@ def write_csv(path: str, header: List[str], rows: List[List]) -> None:
         writer = csv.writer(f)
         writer.writerow(header)
         for row in rows:
-            writer.writerow([row[0]] + ['' if v is None else f'{v:.4f}'
-                                        for v in row[1:]])
+            writer.writerow([row[0]] +
+                            ['' if v is None else f'{v:.4f}' for v in row[1:]])
 
 
-def plot_sweep(path: str, table: Dict[str, Dict[int, Dict[str, float]]],
+def plot_sweep(path: str,
+               table: Dict[str, Dict[int, Dict[str, float]]],
                metric: str = 'mAP') -> None:
     """One line per method: ``metric`` against the known proportion."""
     # A bare Figure draws with Agg and leaves pyplot's backend alone.
@@ -187,8 +187,10 @@ def plot_sweep(path: str, table: Dict[str, Dict[int, Dict[str, float]]],
     ax = fig.subplots()
     for method, runs in table.items():
         percents = sorted(p for p in runs if metric in runs[p])
-        ax.plot(percents, [runs[p][metric] for p in percents], marker='o',
-                label=method)
+        ax.plot(
+            percents, [runs[p][metric] for p in percents],
+            marker='o',
+            label=method)
     ax.set_xlabel('known labels (%)')
     ax.set_ylabel(metric)
     ax.grid(alpha=0.3)

@@ -88,8 +88,8 @@ def class_attention(model: nn.Module,
     neck = getattr(model, 'neck', None)
     if not isinstance(neck, SemanticDecouplingNeck):
         raise InvalidInputError(
-            _not_sarb('this model has ' + ('no neck' if neck is None else
-                                           type(neck).__name__)))
+            _not_sarb('this model has ' +
+                      ('no neck' if neck is None else type(neck).__name__)))
     names = _class_names(model, neck.num_classes)
     if classes is not None and topk is not None:
         raise InvalidInputError(
@@ -203,8 +203,8 @@ def _test_pipeline(model: nn.Module) -> list:
     return list(dataset['pipeline'])
 
 
-def _run_pipeline(model: nn.Module,
-                  image: Union[str, os.PathLike, np.ndarray]) -> dict:
+def _run_pipeline(model: nn.Module, image: Union[str, os.PathLike,
+                                                 np.ndarray]) -> dict:
     steps = _test_pipeline(model)
     if isinstance(image, np.ndarray):
         results = dict(img=_checked_array(image))

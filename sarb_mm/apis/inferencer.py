@@ -109,9 +109,11 @@ class MultiLabelInferencer(ImageClassificationInferencer):
             if device is not None:
                 model.to(device)
         else:
-            model = init_model(model, pretrained,
-                               device='cpu' if device is None else device,
-                               cfg_options=cfg_options)
+            model = init_model(
+                model,
+                pretrained,
+                device='cpu' if device is None else device,
+                cfg_options=cfg_options)
         model.eval()
         self.model = model
         self.config = model._config
@@ -119,10 +121,10 @@ class MultiLabelInferencer(ImageClassificationInferencer):
         self.visualizer = None
         meta = getattr(model, 'dataset_meta', None) or getattr(
             model, '_dataset_meta', None) or {}
-        self.classes = tuple(classes if classes is not None else meta.get(
-            'classes', ()))
-        num_classes = getattr(getattr(model, 'head', None), 'num_classes',
-                              None)
+        self.classes = tuple(
+            classes if classes is not None else meta.get('classes', ()))
+        num_classes = getattr(
+            getattr(model, 'head', None), 'num_classes', None)
         if num_classes is not None and len(self.classes) != num_classes:
             raise InvalidInputError(
                 f'MultiLabelInferencer: {len(self.classes)} class names for '
@@ -183,8 +185,10 @@ class MultiLabelInferencer(ImageClassificationInferencer):
                     ready.append((index, self._prepare(item)))
                 except Exception as err:  # noqa: BLE001 (reported below)
                     errors[index] = _describe_failure(item, err)
-                    print_log(f'Skipped: {errors[index]}', logger='current',
-                              level=logging.WARNING)
+                    print_log(
+                        f'Skipped: {errors[index]}',
+                        logger='current',
+                        level=logging.WARNING)
             if not ready:
                 continue
             samples = self.forward(pseudo_collate([d for _, d in ready]))
@@ -193,17 +197,20 @@ class MultiLabelInferencer(ImageClassificationInferencer):
         for sample in preds:
             if sample is not None:
                 sample.set_pred_label(self._select(sample, thr, topk))
-        drawn = self.visualize(items, preds, show_dir=show_dir,
-                               resize=resize, draw_score=draw_score)
+        drawn = self.visualize(
+            items,
+            preds,
+            show_dir=show_dir,
+            resize=resize,
+            draw_score=draw_score)
         if return_datasamples:
             return preds
         return self.postprocess(items, preds, errors, drawn)
 
-    def resolve_selection(
-            self,
-            thr: Optional[float] = None,
-            topk: Optional[int] = None) -> Tuple[Optional[float],
-                                                 Optional[int]]:
+    def resolve_selection(self,
+                          thr: Optional[float] = None,
+                          topk: Optional[int] = None
+                          ) -> Tuple[Optional[float], Optional[int]]:
         """The ``(thr, topk)`` a call with these arguments uses: one of
         them is None; without either, ``thr`` is the head's (or 0.5).
 
@@ -283,8 +290,8 @@ class MultiLabelInferencer(ImageClassificationInferencer):
         """Read (paths) and transform one image; raises on failure."""
         if isinstance(item, np.ndarray):
             img = as_bgr_image(item)
-            results = dict(img=img, img_shape=img.shape[:2],
-                           ori_shape=img.shape[:2])
+            results = dict(
+                img=img, img_shape=img.shape[:2], ori_shape=img.shape[:2])
         else:
             if not osp.exists(item):
                 raise FileNotFoundError(f'Image file {item} does not exist.')
@@ -335,8 +342,7 @@ class MultiLabelInferencer(ImageClassificationInferencer):
                 name = osp.splitext(osp.basename(item))[0]
             name = _unique(name, used)
             short = min(image.shape[:2])
-            edge = resize if resize is not None else max(
-                short, MIN_DRAWN_EDGE)
+            edge = resize if resize is not None else max(short, MIN_DRAWN_EDGE)
             out_file = osp.join(show_dir, name + '.png')
             self.visualizer.visualize_cls(
                 image[..., ::-1],  # the visualizer draws RGB
@@ -356,8 +362,7 @@ class MultiLabelInferencer(ImageClassificationInferencer):
                     drawn: List[Optional[str]]) -> List[dict]:
         """One plain dict per image (see the class notes)."""
         results = []
-        for item, sample, error, out_file in zip(items, preds, errors,
-                                                 drawn):
+        for item, sample, error, out_file in zip(items, preds, errors, drawn):
             result = dict(
                 img=None if isinstance(item, np.ndarray) else item,
                 labels=[],
@@ -367,8 +372,8 @@ class MultiLabelInferencer(ImageClassificationInferencer):
                 scores = sample.pred_score.detach().cpu().double().numpy()
                 result['scores'] = scores
                 result['labels'] = [
-                    dict(label=self.classes[i], index=i,
-                         score=float(scores[i]))
+                    dict(
+                        label=self.classes[i], index=i, score=float(scores[i]))
                     for i in sample.pred_label.tolist()
                 ]
             if out_file is not None:

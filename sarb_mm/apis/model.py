@@ -14,8 +14,8 @@ from mmengine.registry import DefaultScope
 from mmengine.utils import import_modules_from_strings
 
 import sarb_mm  # noqa: F401  (registers the components, safe loading)
-from sarb_mm.engine.checkpoints import (check_checkpoint_fits,
-                                        read_checkpoint, state_dict_of)
+from sarb_mm.engine.checkpoints import (check_checkpoint_fits, read_checkpoint,
+                                        state_dict_of)
 from sarb_mm.utils.errors import InvalidInputError
 from sarb_mm.utils.launch import load_config, merge_cfg_options
 
@@ -112,8 +112,11 @@ def _read_config(config) -> Config:
             f'config must be a config file path or an mmengine Config, got '
             f'{type(config).__name__}.')
     return load_config(
-        SimpleNamespace(config=os.fspath(config), work_dir=None,
-                        launcher='none', local_rank=0))
+        SimpleNamespace(
+            config=os.fspath(config),
+            work_dir=None,
+            launcher='none',
+            local_rank=0))
 
 
 def _config_name(config) -> str:
@@ -194,9 +197,8 @@ def _warn_on_other_embeddings(model: nn.Module, state: dict, cfg: Config,
     (the model was trained with the checkpoint's); say so."""
     neck = getattr(model, 'neck', None)
     path = (cfg.model.get('neck') or {}).get('word_vectors')
-    if (path is None or neck is None or EMBEDDINGS_KEY not in state
-            or not isinstance(getattr(neck, 'embeddings', None),
-                              torch.Tensor)):
+    if (path is None or neck is None or EMBEDDINGS_KEY not in state or
+            not isinstance(getattr(neck, 'embeddings', None), torch.Tensor)):
         return
     if not osp.isfile(path):
         return
@@ -277,5 +279,5 @@ def _config_classes(cfg: Config) -> Optional[Tuple[str, ...]]:
 
 
 def _is_name_list(names) -> bool:
-    return isinstance(names, Sequence) and not isinstance(
-        names, str) and len(names) > 0
+    return isinstance(
+        names, Sequence) and not isinstance(names, str) and len(names) > 0

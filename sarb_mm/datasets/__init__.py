@@ -1,9 +1,9 @@
 from .coco import CocoMultiLabelDataset
+from .demo import SyntheticCocoDataset
 from .partial_labels import (load_partial_labels, make_partial_labels,
                              split_fingerprint, validate_known_ratio,
                              validate_seed)
 from .partial_wrapper import PartialLabelDataset
-from .demo import SyntheticCocoDataset
 from .synthetic import make_demo_dataset
 from .transforms import CheckedLoadImageFromFile
 from .vg import VG200MultiLabelDataset
@@ -13,6 +13,6 @@ __all__ = [
     'CocoMultiLabelDataset', 'VOC2007MultiLabelDataset',
     'VG200MultiLabelDataset', 'PartialLabelDataset', 'SyntheticCocoDataset',
     'make_partial_labels', 'load_partial_labels', 'validate_known_ratio',
-    'validate_seed', 'split_fingerprint',
-    'make_demo_dataset', 'CheckedLoadImageFromFile'
+    'validate_seed', 'split_fingerprint', 'make_demo_dataset',
+    'CheckedLoadImageFromFile'
 ]

@@ -203,13 +203,14 @@ class CocoMultiLabelDataset(MultiLabelDataset):
                               'metainfo/classes')
 
 
-def _collect_ids(path: str, key: str, entries: list,
-                 required: tuple) -> Dict:
+def _collect_ids(path: str, key: str, entries: list, required: tuple) -> Dict:
     """Check required fields, id types and uniqueness of a list."""
     ids = {}
     for i, entry in enumerate(entries):
-        missing = [f for f in required
-                   if not isinstance(entry, dict) or f not in entry]
+        missing = [
+            f for f in required
+            if not isinstance(entry, dict) or f not in entry
+        ]
         if missing:
             raise ValueError(
                 f'COCO annotation file {path!r}: entry #{i} of "{key}" '
@@ -279,8 +280,13 @@ def _check_annotation(path: str, i: int, ann, cat_ids: Dict,
 
 
 def _json_type(value) -> str:
-    names = {bool: 'boolean', float: 'number with a fraction or exponent',
-             dict: 'JSON object', list: 'JSON list', type(None): 'null'}
+    names = {
+        bool: 'boolean',
+        float: 'number with a fraction or exponent',
+        dict: 'JSON object',
+        list: 'JSON list',
+        type(None): 'null'
+    }
     return names.get(type(value), type(value).__name__)
 
 

@@ -122,8 +122,9 @@ class SplitReport:
         return out
 
 
-def split_datasets(cfg, splits: Sequence[str]
-                   ) -> List[Tuple[str, Optional[dict], Optional[str]]]:
+def split_datasets(
+        cfg, splits: Sequence[str]
+) -> List[Tuple[str, Optional[dict], Optional[str]]]:
     """The dataset config of each requested split.
 
     Args:

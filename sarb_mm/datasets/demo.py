@@ -50,8 +50,7 @@ class SyntheticCocoDataset(CocoMultiLabelDataset):
             raise ValueError(f"split must be 'train' or 'val', got {split!r}")
         ann_file = f'annotations/instances_{split}.json'
         error = None
-        if is_main_process() and not osp.isfile(osp.join(data_root,
-                                                         ann_file)):
+        if is_main_process() and not osp.isfile(osp.join(data_root, ann_file)):
             print_log(
                 f'Demo dataset not found under {data_root}: generating it '
                 f'once ({num_train} train + {num_val} val images, '
@@ -78,9 +77,12 @@ class SyntheticCocoDataset(CocoMultiLabelDataset):
             data_prefix=split,
             **kwargs)
         count = num_train if split == 'train' else num_val
-        _warn_on_other_parameters(
-            data_root, osp.join(data_root, ann_file), split,
-            {f'num_{split}': count, 'image_size': image_size, 'seed': seed})
+        _warn_on_other_parameters(data_root, osp.join(data_root, ann_file),
+                                  split, {
+                                      f'num_{split}': count,
+                                      'image_size': image_size,
+                                      'seed': seed
+                                  })
 
 
 def _warn_on_other_parameters(data_root: str, ann_path: str, split: str,

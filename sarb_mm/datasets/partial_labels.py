@@ -20,8 +20,10 @@ def validate_known_ratio(known_ratio) -> float:
         InvalidInputError: If it is not a real number in (0, 1] (NaN
             included).
     """
-    if isinstance(known_ratio, bool) or not isinstance(
-            known_ratio, (int, float, np.floating, np.integer)):
+    if isinstance(
+            known_ratio,
+            bool) or not isinstance(known_ratio,
+                                    (int, float, np.floating, np.integer)):
         raise InvalidInputError(
             'known_ratio must be a number in (0, 1], got '
             f'{known_ratio!r} ({type(known_ratio).__name__}).')
@@ -101,10 +103,10 @@ def make_partial_labels(labels: np.ndarray,
     return np.where(draws < ratio, labels, 0).astype(labels.dtype)
 
 
-def load_partial_labels(path: str,
-                        expected_shape: Optional[Tuple[int, int]] = None,
-                        full_labels: Optional[np.ndarray] = None
-                        ) -> np.ndarray:
+def load_partial_labels(
+        path: str,
+        expected_shape: Optional[Tuple[int, int]] = None,
+        full_labels: Optional[np.ndarray] = None) -> np.ndarray:
     """Load and validate a saved partial-label matrix (``.npy``).
 
     The file is checked before its data is read (see

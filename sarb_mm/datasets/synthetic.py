@@ -72,8 +72,8 @@ _SCENES = (
 _CLASS_COMBOS = {(color, shape) for _, color, shape in _CATEGORY_TABLE}
 # Saturated (colour, shape) pairs that are *not* classes; drawn as hard
 # distractors.
-_NON_CLASS_COMBOS = tuple((c, s) for c in _COLORS for s in _SHAPES
-                          if (c, s) not in _CLASS_COMBOS)
+_NON_CLASS_COMBOS = tuple(
+    (c, s) for c in _COLORS for s in _SHAPES if (c, s) not in _CLASS_COMBOS)
 
 _P_EMPTY = 0.06  # images with no object at all (all-negative labels)
 _NUM_OBJECTS_P = (0.35, 0.30, 0.20, 0.15)  # P(1..4 objects | not empty)
@@ -130,10 +130,7 @@ def make_demo_dataset(root,
     ann_dir = osp.join(root, 'annotations')
     os.makedirs(ann_dir, exist_ok=True)
     splits = {'train': num_train, 'val': num_val}
-    ann_files = {
-        s: osp.join(ann_dir, f'instances_{s}.json')
-        for s in splits
-    }
+    ann_files = {s: osp.join(ann_dir, f'instances_{s}.json') for s in splits}
     # A stale annotation file next to half-rewritten images would make an
     # interrupted run look complete.
     for path in ann_files.values():
@@ -451,8 +448,8 @@ def _draw_shape(draw, rng, shape, color, center, extent):
 
 def _draw_cross(draw, color, cx, cy, r, angle):
     t = r * 0.32  # half thickness of each bar
-    bars = ([(-r, -t), (r, -t), (r, t), (-r, t)],
-            [(-t, -r), (t, -r), (t, r), (-t, r)])
+    bars = ([(-r, -t), (r, -t), (r, t), (-r, t)], [(-t, -r), (t, -r), (t, r),
+                                                   (-t, r)])
     all_pts = []
     for bar in bars:
         pts = _rotate(bar, angle, (cx, cy))
@@ -467,8 +464,7 @@ def _draw_stripes(draw, color, cx, cy, r, angle):
     all_pts = []
     for k in (-2, 0, 2):
         y0, y1 = (k - 0.5) * band, (k + 0.5) * band
-        pts = _rotate([(-r, y0), (r, y0), (r, y1), (-r, y1)], angle,
-                      (cx, cy))
+        pts = _rotate([(-r, y0), (r, y0), (r, y1), (-r, y1)], angle, (cx, cy))
         draw.polygon(pts, fill=color)
         all_pts += pts
     return _points_box(all_pts)

@@ -110,8 +110,8 @@ def read_list_file(path: str, what: str = 'Split file') -> List[str]:
         key = osp.normpath(entry)
         if key in seen:
             first, first_line = seen[key]
-            same = (repr(entry) if first == entry else
-                    f'{first!r} and {entry!r}')
+            same = (
+                repr(entry) if first == entry else f'{first!r} and {entry!r}')
             raise ValueError(
                 f'{what} {path!r} lists {same} (one image) twice, on lines '
                 f'{first_line} and {lineno}; it would count twice in '

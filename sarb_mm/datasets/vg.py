@@ -60,8 +60,7 @@ class VG200MultiLabelDataset(MultiLabelDataset):
     """
 
     METAINFO = {
-        'classes':
-        tuple(f'vg_class_{i:03d}' for i in range(VG200_NUM_CLASSES))
+        'classes': tuple(f'vg_class_{i:03d}' for i in range(VG200_NUM_CLASSES))
     }
 
     def __init__(self,

@@ -29,7 +29,7 @@ import os.path as osp
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import (Callable, Dict, Iterator, List, Optional, Sequence, Tuple)
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -187,11 +187,11 @@ class ObjectNameCounts:
     image_names: Dict[int, Tuple[str, ...]] = field(default_factory=dict)
 
 
-def count_object_names(path: str,
-                       aliases: Optional[Dict[str, str]] = None,
-                       keep_images: Optional[set] = None,
-                       progress: Optional[Callable[[int], None]] = None
-                       ) -> ObjectNameCounts:
+def count_object_names(
+        path: str,
+        aliases: Optional[Dict[str, str]] = None,
+        keep_images: Optional[set] = None,
+        progress: Optional[Callable[[int], None]] = None) -> ObjectNameCounts:
     """Count the normalised object names of Visual Genome's objects.json.
 
     Each image entry needs an id (``image_id``, or ``id``) and an
@@ -445,13 +445,13 @@ class VGNames:
         return counter[name]
 
 
-def reconstruct_vg_names(objects_file: str,
-                         label_file: Optional[str] = None,
-                         num_classes: int = 200,
-                         count: str = 'images',
-                         alias_file: Optional[str] = None,
-                         progress: Optional[Callable[[int],
-                                                     None]] = None) -> VGNames:
+def reconstruct_vg_names(
+        objects_file: str,
+        label_file: Optional[str] = None,
+        num_classes: int = 200,
+        count: str = 'images',
+        alias_file: Optional[str] = None,
+        progress: Optional[Callable[[int], None]] = None) -> VGNames:
     """Rebuild the VG-200 names (see the module docstring).
 
     Args:

@@ -10,9 +10,9 @@ from .utils import (check_class_names, check_file_name, read_list_file,
                     require_dir, require_file)
 
 VOC2007_CLASSES = ('aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus',
-                   'car', 'cat', 'chair', 'cow', 'diningtable', 'dog',
-                   'horse', 'motorbike', 'person', 'pottedplant', 'sheep',
-                   'sofa', 'train', 'tvmonitor')
+                   'car', 'cat', 'chair', 'cow', 'diningtable', 'dog', 'horse',
+                   'motorbike', 'person', 'pottedplant', 'sheep', 'sofa',
+                   'train', 'tvmonitor')
 
 DIFFICULT_MODES = ('negative', 'ignore')
 
@@ -125,8 +125,9 @@ class VOC2007MultiLabelDataset(MultiLabelDataset):
         check_class_names(self.CLASSES, 'VOC class names')
         data_list = []
         for img_id in read_list_file(self.ann_file, 'VOC split file'):
-            check_file_name(img_id, f'VOC split file {self.ann_file!r} '
-                            'lists image id', self.allow_outside_data_root)
+            check_file_name(
+                img_id, f'VOC split file {self.ann_file!r} '
+                'lists image id', self.allow_outside_data_root)
             labels, difficult_only = self._parse_xml(
                 osp.join(self.ann_prefix, f'{img_id}.xml'))
             if self.difficult == 'negative':

@@ -13,7 +13,8 @@ from sarb_mm.utils.errors import InvalidInputError
 _SHOWN = 8  # keys listed per kind of mismatch
 
 
-def read_checkpoint(filename: str, map_location='cpu',
+def read_checkpoint(filename: str,
+                    map_location='cpu',
                     mmap: bool = False) -> dict:
     """``mmengine``'s checkpoint reader, with a clear error for a local
     file that is empty, truncated, or holds no state dict.
@@ -37,8 +38,7 @@ def read_checkpoint(filename: str, map_location='cpu',
             checkpoint = torch.load(
                 filename, map_location='cpu', mmap=True, weights_only=True)
         else:
-            checkpoint = _load_checkpoint(
-                filename, map_location=map_location)
+            checkpoint = _load_checkpoint(filename, map_location=map_location)
     except Exception as err:
         if not is_local:
             raise
@@ -92,8 +92,8 @@ def check_checkpoint_fits(model: torch.nn.Module,
         and tuple(state[k].shape) != tuple(v.shape)
     ]
     problems = []
-    for what, keys in (('missing from the checkpoint', missing),
-                       ('unexpected in the checkpoint', unexpected),
+    for what, keys in (('missing from the checkpoint',
+                        missing), ('unexpected in the checkpoint', unexpected),
                        ('with another shape', mismatched)):
         if keys:
             shown = '\n    '.join(keys[:_SHOWN])
@@ -109,9 +109,8 @@ def check_checkpoint_fits(model: torch.nn.Module,
              'to evaluate a partly loaded model on purpose.'
              if non_strict_hint else '.'))
     bad = [
-        k for k, v in state.items()
-        if torch.is_tensor(v) and v.is_floating_point()
-        and not torch.isfinite(v).all()
+        k for k, v in state.items() if torch.is_tensor(v)
+        and v.is_floating_point() and not torch.isfinite(v).all()
     ]
     if bad:
         raise InvalidInputError(
@@ -120,8 +119,10 @@ def check_checkpoint_fits(model: torch.nn.Module,
             'it diverged. Use an earlier checkpoint.')
 
 
-def check_checkpoint_overlaps(model: torch.nn.Module, checkpoint: dict,
-                              filename: str, logger=None) -> None:
+def check_checkpoint_overlaps(model: torch.nn.Module,
+                              checkpoint: dict,
+                              filename: str,
+                              logger=None) -> None:
     """For a partial load (``load_from`` to fine-tune): refuse a checkpoint
     of which nothing would load, or whose loaded part is not finite.
 
@@ -142,8 +143,9 @@ def check_checkpoint_overlaps(model: torch.nn.Module, checkpoint: dict,
             f'{list(expected)[:3]}), so training would start from scratch. '
             'Use a checkpoint of this architecture, or fix its key names.')
     bad = [
-        k for k in loaded if torch.is_tensor(state[k])
-        and state[k].is_floating_point() and not torch.isfinite(state[k]).all()
+        k for k in loaded
+        if torch.is_tensor(state[k]) and state[k].is_floating_point()
+        and not torch.isfinite(state[k]).all()
     ]
     if bad:
         raise InvalidInputError(
@@ -170,8 +172,8 @@ def checkpoint_candidates(work_dir: str, logger=None) -> List[str]:
         with open(pointer) as f:
             named = f.read().strip()
         here = osp.join(work_dir, osp.basename(named)) if named else ''
-        outside = named and osp.dirname(osp.abspath(named)) != osp.abspath(
-            work_dir)
+        outside = named and osp.dirname(
+            osp.abspath(named)) != osp.abspath(work_dir)
         if outside and osp.isfile(here):
             if logger is not None:
                 logger.warning(
@@ -194,8 +196,7 @@ def checkpoint_candidates(work_dir: str, logger=None) -> List[str]:
     return candidates
 
 
-def find_resumable_checkpoint(work_dir: str,
-                              logger=None) -> Optional[str]:
+def find_resumable_checkpoint(work_dir: str, logger=None) -> Optional[str]:
     """The newest checkpoint of ``work_dir`` that can be read.
 
     An unreadable newer one (a run killed while saving) is skipped with a

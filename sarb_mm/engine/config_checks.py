@@ -19,13 +19,12 @@ from mmengine.runner import Runner
 from sarb_mm.utils.errors import InvalidInputError
 
 # Top-level keys read by the Runner (its arguments) or by the tools.
-RUNNER_KEYS = frozenset(inspect.signature(Runner.__init__).parameters) - {
-    'self'
-} | {
-    'runner_type', 'custom_imports', 'model_wrapper_cfg', 'compile',
-    'activation_checkpointing', 'efficient_conv_bn_eval', 'tta_model',
-    'load_strict'
-}
+RUNNER_KEYS = frozenset(inspect.signature(
+    Runner.__init__).parameters) - {'self'} | {
+        'runner_type', 'custom_imports', 'model_wrapper_cfg', 'compile',
+        'activation_checkpointing', 'efficient_conv_bn_eval', 'tta_model',
+        'load_strict'
+    }
 # Dicts whose keys are read one by one (a typo is silently ignored).
 KNOWN_SUBKEYS = {
     'auto_scale_lr': {'base_batch_size', 'enable'},
@@ -41,8 +40,8 @@ PARAMWISE_KEYS = {
     },
     'DefaultOptimWrapperConstructor': None,  # same as None, filled below
     'LearningRateDecayOptimWrapperConstructor': {
-        'custom_keys', 'bias_decay_mult', 'norm_decay_mult',
-        'flat_decay_mult', 'layer_decay_rate'
+        'custom_keys', 'bias_decay_mult', 'norm_decay_mult', 'flat_decay_mult',
+        'layer_decay_rate'
     },
 }
 PARAMWISE_KEYS['DefaultOptimWrapperConstructor'] = PARAMWISE_KEYS[None]
@@ -103,6 +102,7 @@ def check_known_subkeys(cfg) -> None:
 def _forwarded_arguments(hook_cls) -> Optional[set]:
     """Where a hook's ``**kwargs`` end up, as a set of argument names."""
     from mmengine.hooks import CheckpointHook
+
     # Only the stock classes: a subclass may consume **kwargs itself.
     targets = []
     if hook_cls is CheckpointHook:
@@ -192,8 +192,9 @@ def check_optim_wrapper(cfg) -> None:
     clip = optim.get('clip_grad')
     if isinstance(clip, dict):
         clip_type = clip.get('type', 'norm')
-        func = dict(norm=torch.nn.utils.clip_grad_norm_,
-                    value=torch.nn.utils.clip_grad_value_).get(clip_type)
+        func = dict(
+            norm=torch.nn.utils.clip_grad_norm_,
+            value=torch.nn.utils.clip_grad_value_).get(clip_type)
         if func is None:
             raise InvalidInputError(
                 "optim_wrapper.clip_grad.type must be 'norm' or 'value', got "
@@ -208,8 +209,7 @@ def check_optim_wrapper(cfg) -> None:
 
 
 def _check_count(value, where: str) -> None:
-    if (isinstance(value, bool) or not isinstance(value, int)
-            or value < 1):
+    if (isinstance(value, bool) or not isinstance(value, int) or value < 1):
         raise InvalidInputError(
             f'{where} must be an integer >= 1, got {value!r}.')
 
@@ -229,8 +229,8 @@ def check_loops_and_loaders(cfg) -> None:
             _check_count(loader['batch_size'],
                          f'{split}_dataloader.batch_size')
     hooks = cfg.get('custom_hooks')
-    if hooks is not None and (not isinstance(hooks, (list, tuple)) or any(
-            not isinstance(h, dict) for h in hooks)):
+    if hooks is not None and (not isinstance(hooks, (list, tuple))
+                              or any(not isinstance(h, dict) for h in hooks)):
         raise InvalidInputError(
             'custom_hooks must be a list of dicts such as '
             f"[dict(type='PrototypeHook')], got {hooks!r}.")
@@ -244,8 +244,9 @@ def check_loops_and_loaders(cfg) -> None:
                 'use the default.')
     scale = cfg.get('auto_scale_lr') or {}
     base = scale.get('base_batch_size')
-    if base is not None and (isinstance(base, bool) or not isinstance(
-            base, (int, float)) or not base > 0):
+    if base is not None and (isinstance(base, bool)
+                             or not isinstance(base,
+                                               (int, float)) or not base > 0):
         raise InvalidInputError(
             'auto_scale_lr.base_batch_size must be a positive number (the '
             f'total batch the configured lr is meant for), got {base!r}.')
@@ -272,8 +273,9 @@ def check_seed(cfg) -> None:
     seed = (cfg.get('randomness') or {}).get('seed')
     if seed is None:
         return
-    if isinstance(seed, bool) or not isinstance(seed, int) or not (
-            0 <= seed < 2**32):
+    if isinstance(
+            seed,
+            bool) or not isinstance(seed, int) or not (0 <= seed < 2**32):
         raise InvalidInputError(
             f'randomness.seed must be None or an integer in [0, 2**32 - 1], '
             f'got {seed!r}.')

@@ -62,8 +62,8 @@ class CheckedRunner(Runner):
     def _warn_missing_hooks(self) -> None:
         from .hooks import PartialLabelHook
         dataset = (self.cfg.get('train_dataloader') or {}).get('dataset')
-        partial = isinstance(dataset, dict) and dataset.get(
-            'type') == 'PartialLabelDataset'
+        partial = isinstance(
+            dataset, dict) and dataset.get('type') == 'PartialLabelDataset'
         if partial and not any(
                 isinstance(h, PartialLabelHook) for h in self.hooks):
             self.logger.warning(
@@ -98,16 +98,14 @@ class CheckedRunner(Runner):
         return not isinstance(self._train_loop, BaseLoop)
 
     def load_or_resume(self) -> None:
-        if (not self._has_loaded and self._resume
-                and self._load_from is None):
+        if (not self._has_loaded and self._resume and self._load_from is None):
             # mmengine would take the newest checkpoint even if unreadable.
             self._load_from = find_resumable_checkpoint(
                 self.work_dir, self.logger)
             if self._load_from is not None:
                 self.logger.info(f'Auto-resume from {self._load_from}.')
         super().load_or_resume()
-        if (self._resume and self._has_loaded
-                and not self._evaluating_only
+        if (self._resume and self._has_loaded and not self._evaluating_only
                 and self.train_loop.iter >= self.train_loop.max_iters):
             self.logger.warning(
                 f'The resumed checkpoint is already at iteration '
@@ -135,8 +133,7 @@ class CheckedRunner(Runner):
             check_checkpoint_fits(model, checkpoint, filename)
             strict = True
         elif not strict:
-            check_checkpoint_overlaps(model, checkpoint, filename,
-                                      self.logger)
+            check_checkpoint_overlaps(model, checkpoint, filename, self.logger)
         self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
         checkpoint = _load_checkpoint_to_model(
             model, checkpoint, strict, revise_keys=revise_keys)
@@ -162,8 +159,9 @@ class CheckedRunner(Runner):
                 f'gradients over different counts {sorted(accumulations)}.')
         accumulation = accumulations.pop()
         loader = self._train_dataloader
-        batch_size = (loader['batch_size'] if isinstance(loader, dict) else
-                      loader.batch_size)
+        batch_size = (
+            loader['batch_size']
+            if isinstance(loader, dict) else loader.batch_size)
         effective = self.world_size * batch_size * accumulation
         ratio = effective / float(auto_scale_lr['base_batch_size'])
         self.logger.info(

@@ -244,9 +244,8 @@ def multilabel_prf(scores,
         ValueError: If the shapes differ, ``scores`` contains NaN, ``thr``
             is NaN or ``topk`` is not a positive integer.
     """
-    if topk is not None and (isinstance(topk, bool)
-                             or not isinstance(topk, numbers.Integral)
-                             or topk < 1):
+    if topk is not None and (isinstance(
+            topk, bool) or not isinstance(topk, numbers.Integral) or topk < 1):
         raise ValueError(
             f'`topk` must be None or a positive integer, got {topk!r}.')
     if not isinstance(thr, numbers.Real) or np.isnan(thr):

@@ -55,6 +55,7 @@ def register_safe_checkpoint_globals() -> None:
     """
     if not hasattr(torch.serialization, 'add_safe_globals'):
         return
-    torch.serialization.add_safe_globals(
-        [HistoryBuffer, *_numpy_globals(),
-         (restricted_getattr, 'builtins.getattr')])
+    torch.serialization.add_safe_globals([
+        HistoryBuffer, *_numpy_globals(),
+        (restricted_getattr, 'builtins.getattr')
+    ])

@@ -16,8 +16,12 @@ from .errors import (InputPathTypeError, InvalidInputError,
                      MissingInputFileError)
 
 # dtype kinds a caller may allow, and how an error message names them.
-_KIND_NAMES = {'b': 'bool', 'i': 'integer', 'u': 'unsigned integer',
-               'f': 'float'}
+_KIND_NAMES = {
+    'b': 'bool',
+    'i': 'integer',
+    'u': 'unsigned integer',
+    'f': 'float'
+}
 
 
 def load_checked_npy(path: str,

@@ -32,8 +32,11 @@ def upsample_maps(maps: np.ndarray, size: Sequence[int]) -> np.ndarray:
     the network input.
     """
     tensor = torch.as_tensor(np.asarray(maps, dtype=np.float32))[None]
-    resized = F.interpolate(tensor, size=tuple(int(s) for s in size),
-                            mode='bilinear', align_corners=False)
+    resized = F.interpolate(
+        tensor,
+        size=tuple(int(s) for s in size),
+        mode='bilinear',
+        align_corners=False)
     return resized[0].numpy()
 
 
@@ -98,9 +101,9 @@ def plot_class_attention(image: np.ndarray,
     columns = min(panels, MAX_COLUMNS)
     rows = math.ceil(panels / columns)
     # One extra half-panel of width for the colour bar.
-    fig = Figure(figsize=(panel_inches * (columns + 0.5),
-                          panel_inches * rows + 0.3),
-                 layout='constrained')
+    fig = Figure(
+        figsize=(panel_inches * (columns + 0.5), panel_inches * rows + 0.3),
+        layout='constrained')
     axes = fig.subplots(rows, columns, squeeze=False).ravel()
     for ax in axes:
         ax.set_axis_off()
@@ -143,7 +146,8 @@ def check_figure_path(out_file: Union[str, os.PathLike]) -> str:
     return out_file
 
 
-def save_figure(fig: Figure, out_file: Union[str, os.PathLike],
+def save_figure(fig: Figure,
+                out_file: Union[str, os.PathLike],
                 dpi: int = 100) -> None:
     """Save ``fig`` in the format its extension names, making folders."""
     out_file = check_figure_path(out_file)

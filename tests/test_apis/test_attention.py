@@ -22,8 +22,7 @@ STD = np.array([60.0, 55.0, 50.0])
 SIZE = (96, 64)
 PIPELINE = [
     dict(type='CheckedLoadImageFromFile'),
-    dict(type='Resize', scale=SIZE, interpolation='bicubic',
-         backend='pillow'),
+    dict(type='Resize', scale=SIZE, interpolation='bicubic', backend='pillow'),
     dict(type='PackInputs'),
 ]
 
@@ -31,19 +30,32 @@ PIPELINE = [
 def _model(neck=None, head=None):
     torch.manual_seed(0)
     model = MODELS.build(
-        dict(type='ImageClassifier',
-             data_preprocessor=dict(type='ClsDataPreprocessor',
-                                    mean=MEAN.tolist(), std=STD.tolist(),
-                                    to_rgb=True),
-             backbone=dict(type='ResNet', depth=18, base_channels=4,
-                           stem_channels=4, out_indices=(3, )),
-             neck=neck or dict(type='SemanticDecouplingNeck',
-                               num_classes=len(NAMES), in_channels=32,
-                               feat_channels=8, embed_dims=6,
-                               attn_channels=5),
-             head=head or dict(type='SARBHead', num_classes=len(NAMES),
-                               in_channels=8, out_channels=8,
-                               num_prototypes=2)))
+        dict(
+            type='ImageClassifier',
+            data_preprocessor=dict(
+                type='ClsDataPreprocessor',
+                mean=MEAN.tolist(),
+                std=STD.tolist(),
+                to_rgb=True),
+            backbone=dict(
+                type='ResNet',
+                depth=18,
+                base_channels=4,
+                stem_channels=4,
+                out_indices=(3, )),
+            neck=neck or dict(
+                type='SemanticDecouplingNeck',
+                num_classes=len(NAMES),
+                in_channels=32,
+                feat_channels=8,
+                embed_dims=6,
+                attn_channels=5),
+            head=head or dict(
+                type='SARBHead',
+                num_classes=len(NAMES),
+                in_channels=8,
+                out_channels=8,
+                num_prototypes=2)))
     # Spread the scores and maps: a fresh model's are nearly uniform.
     gen = torch.Generator().manual_seed(1)
     with torch.no_grad():
@@ -51,8 +63,7 @@ def _model(neck=None, head=None):
             if not name.startswith('backbone'):
                 param.copy_(torch.randn(param.shape, generator=gen))
     model.cfg = Config(
-        dict(test_dataloader=dict(dataset=dict(type='X',
-                                               pipeline=PIPELINE))))
+        dict(test_dataloader=dict(dataset=dict(type='X', pipeline=PIPELINE))))
     model.dataset_meta = {'classes': NAMES}
     return model.eval()
 
@@ -95,8 +106,7 @@ def test_default_top3_matches_by_hand(model, image_path):
     assert result.classes == [NAMES[i] for i in top]
     np.testing.assert_allclose(result.scores, scores[top], rtol=1e-5)
     assert result.maps.shape == (3, 2, 3)  # the stride-32 feature map
-    np.testing.assert_allclose(result.maps, maps[top], rtol=1e-4,
-                               atol=1e-6)
+    np.testing.assert_allclose(result.maps, maps[top], rtol=1e-4, atol=1e-6)
     assert (result.maps >= 0).all()
     np.testing.assert_allclose(result.maps.sum((1, 2)), 1, rtol=1e-5)
 
@@ -118,8 +128,7 @@ def test_classes_by_name_keep_order(model, image_path):
     assert result.classes == ['c3', 'c0']
     np.testing.assert_array_equal(result.indices, [3, 0])
     np.testing.assert_allclose(result.scores, scores[[3, 0]], rtol=1e-5)
-    np.testing.assert_allclose(result.maps, maps[[3, 0]], rtol=1e-4,
-                               atol=1e-6)
+    np.testing.assert_allclose(result.maps, maps[[3, 0]], rtol=1e-4, atol=1e-6)
 
 
 def test_topk_beyond_the_classes_gives_all(model, image_path):
@@ -144,26 +153,30 @@ def test_bad_choice_is_a_clear_error(model, image_path, kwargs, match):
 
 def test_bad_images(model, tmp_path):
     missing = str(tmp_path / 'nope.jpg')
-    with pytest.raises(FileNotFoundError,
-                       match=f'Image file {missing} does not exist'):
+    with pytest.raises(
+            FileNotFoundError, match=f'Image file {missing} does not exist'):
         class_attention(model, missing)
     broken = tmp_path / 'broken.jpg'
     broken.write_text('not an image')
-    with pytest.raises(InvalidInputError,
-                       match='Cannot use image .*broken.jpg.*decode'):
+    with pytest.raises(
+            InvalidInputError, match='Cannot use image .*broken.jpg.*decode'):
         class_attention(model, str(broken))
     with pytest.raises(InvalidInputError, match=r'uint8 of shape \(H, W, 3'):
         class_attention(model, np.zeros((8, 8, 3), np.float32))
 
 
 def test_model_without_semantic_decoupling_neck(image_path):
-    baseline = _model(neck=dict(type='GlobalAveragePooling'),
-                      head=dict(type='MultiLabelLinearClsHead',
-                                num_classes=len(NAMES), in_channels=32))
-    with pytest.raises(InvalidInputError,
-                       match='need a SARB model, whose neck is a '
-                       'SemanticDecouplingNeck, but this model has '
-                       'GlobalAveragePooling. Use a SARB config'):
+    baseline = _model(
+        neck=dict(type='GlobalAveragePooling'),
+        head=dict(
+            type='MultiLabelLinearClsHead',
+            num_classes=len(NAMES),
+            in_channels=32))
+    with pytest.raises(
+            InvalidInputError,
+            match='need a SARB model, whose neck is a '
+            'SemanticDecouplingNeck, but this model has '
+            'GlobalAveragePooling. Use a SARB config'):
         class_attention(baseline, image_path)
 
 
@@ -171,9 +184,10 @@ def test_check_attention_config():
     sarb = osp.join(CONFIGS, 'sarb_r18_demo_p10.py')
     check_attention_config(Config.fromfile(sarb))  # no error
     baseline = osp.join(CONFIGS, 'baseline_r18_demo_p10.py')
-    with pytest.raises(InvalidInputError,
-                       match='baseline_r18_demo_p10.py has model.neck type '
-                       'GlobalAveragePooling'):
+    with pytest.raises(
+            InvalidInputError,
+            match='baseline_r18_demo_p10.py has model.neck type '
+            'GlobalAveragePooling'):
         check_attention_config(Config.fromfile(baseline))
     with pytest.raises(InvalidInputError, match='has no model.neck'):
         check_attention_config(Config(dict(model=dict(type='X'))))
@@ -182,6 +196,7 @@ def test_check_attention_config():
 def test_class_names_must_fit(image_path):
     model = _model()
     model.dataset_meta = {'classes': NAMES[:3]}
-    with pytest.raises(InvalidInputError,
-                       match='has 5 classes but its dataset_meta names 3'):
+    with pytest.raises(
+            InvalidInputError,
+            match='has 5 classes but its dataset_meta names 3'):
         class_attention(model, image_path)

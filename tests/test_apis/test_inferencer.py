@@ -67,8 +67,10 @@ def test_folder_of_mixed_images_scores_like_the_network(
         model, inferencer, folder):
     results = inferencer(str(folder), thr=0.0, batch_size=3)
     names = [osp.relpath(r['img'], folder) for r in results]
-    assert names == ['a_rgb.png', 'b_gray.png', 'c_rgba.png',
-                     osp.join('sub', 'd_small.bmp')]
+    assert names == [
+        'a_rgb.png', 'b_gray.png', 'c_rgba.png',
+        osp.join('sub', 'd_small.bmp')
+    ]
     for result in results:
         assert result['error'] is None
         expected = independent_scores(model, result['img'])
@@ -80,8 +82,8 @@ def test_folder_of_mixed_images_scores_like_the_network(
         for label in result['labels']:
             assert label['label'] == model.dataset_meta['classes'][
                 label['index']]
-            assert label['score'] == pytest.approx(expected[label['index']],
-                                                   abs=1e-6)
+            assert label['score'] == pytest.approx(
+                expected[label['index']], abs=1e-6)
 
 
 def test_threshold_and_topk_select_several_labels(inferencer, folder):
@@ -115,12 +117,11 @@ def test_batches_arrays_and_globs_agree(inferencer, folder):
     from_path = inferencer(path)[0]
     for result in from_array:
         assert result['img'] is None and result['error'] is None
-        np.testing.assert_allclose(result['scores'], from_path['scores'],
-                                   atol=1e-6)
+        np.testing.assert_allclose(
+            result['scores'], from_path['scores'], atol=1e-6)
 
     matched = inferencer(str(folder / '**' / '*.bmp'))
-    assert [r['img'] for r in matched] == [str(folder / 'sub' /
-                                               'd_small.bmp')]
+    assert [r['img'] for r in matched] == [str(folder / 'sub' / 'd_small.bmp')]
 
 
 def test_missing_and_broken_images_are_reported_not_fatal(
@@ -166,13 +167,14 @@ def test_bad_arguments_are_errors(inferencer, folder, tmp_path):
     with pytest.raises(InvalidInputError, match='show_dir'):
         inferencer(str(folder), show_dir=str(taken / 'drawn'))
     # numpy numbers are numbers.
-    assert inferencer(str(folder / 'a_rgb.png'),
-                      thr=np.float32(0.5))[0]['error'] is None
+    assert inferencer(
+        str(folder / 'a_rgb.png'), thr=np.float32(0.5))[0]['error'] is None
 
 
 def test_show_dir_draws_every_processed_image(inferencer, folder, tmp_path):
     out = tmp_path / 'drawn'
-    results = inferencer([str(folder), str(folder / 'a_rgb.png')], topk=3,
+    results = inferencer([str(folder), str(folder / 'a_rgb.png')],
+                         topk=3,
                          show_dir=str(out))
     written = [r['drawn'] for r in results]
     # Two inputs named a_rgb: neither overwrites the other.

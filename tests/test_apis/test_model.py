@@ -21,21 +21,20 @@ def vectors_file(tmp_path):
 
 
 def _outputs(model, seed=0):
-    images = torch.rand(3, 3, 64, 64,
-                        generator=torch.Generator().manual_seed(seed)) * 255
+    images = torch.rand(
+        3, 3, 64, 64, generator=torch.Generator().manual_seed(seed)) * 255
     with torch.no_grad():
         data = model.data_preprocessor({'inputs': list(images.byte())})
         logits = model(data['inputs'], mode='tensor')
-        scores = torch.stack([
-            s.pred_score for s in model(data['inputs'], mode='predict')
-        ])
+        scores = torch.stack(
+            [s.pred_score for s in model(data['inputs'], mode='predict')])
     return logits, scores
 
 
-def test_checkpoint_replaces_a_missing_word_vector_file(tmp_path,
-                                                        vectors_file):
-    options = tiny_cfg_options(str(tmp_path), **{
-        'model.neck.word_vectors': str(vectors_file)})
+def test_checkpoint_replaces_a_missing_word_vector_file(
+        tmp_path, vectors_file):
+    options = tiny_cfg_options(
+        str(tmp_path), **{'model.neck.word_vectors': str(vectors_file)})
     torch.manual_seed(0)
     from_file = init_model(CONFIG, cfg_options=options)
     vectors = torch.from_numpy(np.load(vectors_file))
@@ -62,8 +61,8 @@ def test_checkpoint_replaces_a_missing_word_vector_file(tmp_path,
 
 def test_no_word_vectors_anywhere_is_an_error(tmp_path):
     missing = str(tmp_path / 'glove.npy')
-    options = tiny_cfg_options(str(tmp_path), **{
-        'model.neck.word_vectors': missing})
+    options = tiny_cfg_options(
+        str(tmp_path), **{'model.neck.word_vectors': missing})
     with pytest.raises(InvalidInputError) as info:
         init_model(CONFIG, cfg_options=options)
     message = str(info.value)
@@ -72,8 +71,10 @@ def test_no_word_vectors_anywhere_is_an_error(tmp_path):
 
     # A checkpoint without the embeddings does not help either.
     learned = init_model(CONFIG, cfg_options=tiny_cfg_options(str(tmp_path)))
-    state = {k: v for k, v in learned.state_dict().items()
-             if k != 'neck.embeddings'}
+    state = {
+        k: v
+        for k, v in learned.state_dict().items() if k != 'neck.embeddings'
+    }
     checkpoint = save_checkpoint(tmp_path / 'bare.pth', state, NAMES)
     with pytest.raises(InvalidInputError) as info:
         init_model(CONFIG, checkpoint, cfg_options=options)
@@ -103,10 +104,15 @@ def test_checkpoint_is_loaded_strictly(tmp_path):
     # Trained with another width: every reshaped key is named.
     path = save_checkpoint(tmp_path / 'wide.pth', state, NAMES)
     with pytest.raises(InvalidInputError, match='another shape'):
-        init_model(CONFIG, path, cfg_options=dict(
-            options, **{'model.neck.feat_channels': 32,
-                        'model.head.in_channels': 32,
-                        'model.head.out_channels': 32}))
+        init_model(
+            CONFIG,
+            path,
+            cfg_options=dict(
+                options, **{
+                    'model.neck.feat_channels': 32,
+                    'model.head.in_channels': 32,
+                    'model.head.out_channels': 32
+                }))
 
 
 def test_class_names_fall_back_to_the_config_then_to_numbers(
@@ -116,8 +122,8 @@ def test_class_names_fall_back_to_the_config_then_to_numbers(
     bare = save_checkpoint(tmp_path / 'bare.pth', state)
 
     model = init_model(CONFIG, bare, cfg_options=options)
-    assert model.dataset_meta['classes'] == tuple(
-        f'class_{i}' for i in range(12))
+    assert model.dataset_meta['classes'] == tuple(f'class_{i}'
+                                                  for i in range(12))
     assert any('class_0, class_1' in m for m in warnings_seen)
 
     named = dict(options,
@@ -136,8 +142,8 @@ def test_class_names_fall_back_to_the_config_then_to_numbers(
 
 def test_checkpoint_embeddings_win_over_another_file(tmp_path, vectors_file,
                                                      warnings_seen):
-    options = tiny_cfg_options(str(tmp_path), **{
-        'model.neck.word_vectors': str(vectors_file)})
+    options = tiny_cfg_options(
+        str(tmp_path), **{'model.neck.word_vectors': str(vectors_file)})
     state = init_model(CONFIG, cfg_options=options).state_dict()
     trained = torch.full((12, 16), 0.25)
     state['neck.embeddings'] = trained

@@ -20,9 +20,11 @@ DATASET_TYPES = dict(
     vg='VG200MultiLabelDataset',
     demo='SyntheticCocoDataset')
 TINY_BACKBONE = dict(
-    type='ResNet', depth=18, base_channels=8, stem_channels=8,
+    type='ResNet',
+    depth=18,
+    base_channels=8,
+    stem_channels=8,
     out_indices=(3, ))
-
 
 
 def test_every_paper_config_exists():

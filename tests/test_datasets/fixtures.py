@@ -69,7 +69,8 @@ VG_LABELS = {
 }
 
 
-def write_jpeg(path: str, color: Tuple[int, int, int] = (128, 64, 32),
+def write_jpeg(path: str,
+               color: Tuple[int, int, int] = (128, 64, 32),
                size: int = 8) -> None:
     """Write a tiny solid-colour JPEG, creating parent directories."""
     os.makedirs(osp.dirname(path), exist_ok=True)
@@ -130,9 +131,10 @@ def voc_xml(objects: VOCObjects, img_id: str = '000000') -> str:
         '  <size><width>8</width><height>8</height><depth>3</depth></size>'
     ]
     for name, difficult in objects:
-        parts += ['  <object>', f'    <name>{name}</name>',
-                  '    <pose>Unspecified</pose>',
-                  '    <truncated>0</truncated>']
+        parts += [
+            '  <object>', f'    <name>{name}</name>',
+            '    <pose>Unspecified</pose>', '    <truncated>0</truncated>'
+        ]
         if difficult is not None:
             parts.append(f'    <difficult>{difficult}</difficult>')
         parts += [
@@ -143,12 +145,13 @@ def voc_xml(objects: VOCObjects, img_id: str = '000000') -> str:
     return '\n'.join(parts) + '\n'
 
 
-def write_voc(root: str,
-              objects: Optional[Dict[str, VOCObjects]] = None,
-              split_ids: Optional[Sequence[str]] = None,
-              split: str = 'trainval',
-              return_difficult: bool = False
-              ) -> Union[np.ndarray, Tuple[np.ndarray, np.ndarray]]:
+def write_voc(
+    root: str,
+    objects: Optional[Dict[str, VOCObjects]] = None,
+    split_ids: Optional[Sequence[str]] = None,
+    split: str = 'trainval',
+    return_difficult: bool = False
+) -> Union[np.ndarray, Tuple[np.ndarray, np.ndarray]]:
     """Write a ``VOCdevkit/VOC2007``-style directory at ``root``.
 
     The split file gets a blank line in the middle and a trailing one, as
@@ -184,8 +187,8 @@ def write_voc(root: str,
     for i, img_id in enumerate(split_ids):
         with open(osp.join(root, 'Annotations', f'{img_id}.xml'), 'w') as f:
             f.write(voc_xml(objects[img_id], img_id))
-        write_jpeg(osp.join(root, 'JPEGImages', f'{img_id}.jpg'),
-                   (0, i * 40, 0))
+        write_jpeg(
+            osp.join(root, 'JPEGImages', f'{img_id}.jpg'), (0, i * 40, 0))
 
     idx = {name: j for j, name in enumerate(VOC_CLASSES)}
     labels = np.zeros((len(split_ids), len(VOC_CLASSES)), dtype=np.int64)
@@ -240,7 +243,8 @@ def write_vg(root: str,
     return matrix
 
 
-def label_matrix(dataset, num_classes: int,
+def label_matrix(dataset,
+                 num_classes: int,
                  key: str = 'gt_label') -> np.ndarray:
     """Multi-hot matrix of ``key`` over a built dataset, in dataset order."""
     matrix = np.zeros((len(dataset), num_classes), dtype=np.int64)

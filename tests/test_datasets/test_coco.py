@@ -6,11 +6,10 @@ import shutil
 
 import numpy as np
 import pytest
+from mmpretrain.registry import DATASETS
 
 import sarb_mm  # noqa: F401  (registers the datasets)
-from mmpretrain.registry import DATASETS
 from sarb_mm.datasets import CocoMultiLabelDataset
-
 from .fixtures import (COCO_ANNOTATIONS, COCO_CATEGORIES, COCO_CLASSES,
                        COCO_IMAGES, label_matrix, write_coco)
 
@@ -42,9 +41,8 @@ def test_order_classes_and_labels(tmp_path):
     assert ds.metainfo['classes'] == COCO_CLASSES
     # Order of the `images` list (ids 42, 5, 17, 99), not sorted by id;
     # image 17 has no annotation and is kept with no positive.
-    assert [ds.get_data_info(i)['gt_label'] for i in range(len(ds))] == [
-        [0, 1], [0, 3], [], [2]
-    ]
+    assert [ds.get_data_info(i)['gt_label']
+            for i in range(len(ds))] == [[0, 1], [0, 3], [], [2]]
     np.testing.assert_array_equal(label_matrix(ds, 4), expected)
     assert ds.get_data_info(1)['img_path'] == osp.join(
         str(tmp_path), 'train2014', 'COCO_train2014_000000000005.jpg')
@@ -68,8 +66,10 @@ def test_prefix_forms_and_absolute_ann_file(tmp_path):
 def test_ten_category_generated_dataset(tmp_path):
     cats = [dict(id=100 - 3 * i, name=f'c{i}') for i in range(10)]
     images = [dict(id=i, file_name=f'{i}.jpg') for i in range(3)]
-    anns = [dict(id=1, image_id=2, category_id=100),
-            dict(id=2, image_id=0, category_id=73)]
+    anns = [
+        dict(id=1, image_id=2, category_id=100),
+        dict(id=2, image_id=0, category_id=73)
+    ]
     expected = write_coco(str(tmp_path), images, anns, cats)
     ds = build(tmp_path)
     assert ds.CLASSES == tuple(f'c{i}' for i in range(9, -1, -1))
@@ -100,24 +100,26 @@ def test_pipeline_lazy_init_and_class_override(tmp_path):
 
 def test_missing_paths(tmp_path):
     missing = tmp_path / 'nope'
-    with pytest.raises(FileNotFoundError,
-                       match=re.escape(str(missing)) +
-                       r"(.|\n)*Expected dataset layout(.|\n)*"
-                       r'instances_train2014\.json'):
+    with pytest.raises(
+            FileNotFoundError,
+            match=re.escape(str(missing)) +
+            r"(.|\n)*Expected dataset layout(.|\n)*"
+            r'instances_train2014\.json'):
         build(missing)
 
     root = tmp_path / 'coco'
     root.mkdir()
-    with pytest.raises(FileNotFoundError,
-                       match=re.escape(osp.join(str(root), ANN)) +
-                       r"(.|\n)*train2014/"):
+    with pytest.raises(
+            FileNotFoundError,
+            match=re.escape(osp.join(str(root), ANN)) + r"(.|\n)*train2014/"):
         build(root)
 
     write_coco(str(root))
     shutil.rmtree(root / 'train2014')
-    with pytest.raises(FileNotFoundError,
-                       match='image directory(.|\n)*' +
-                       re.escape(osp.join(str(root), 'train2014'))):
+    with pytest.raises(
+            FileNotFoundError,
+            match='image directory(.|\n)*' +
+            re.escape(osp.join(str(root), 'train2014'))):
         build(root)
 
 
@@ -126,8 +128,7 @@ def test_malformed_json(tmp_path):
     path = osp.join(str(tmp_path), ANN)
     with open(path, 'w') as f:
         f.write('{"images": [')
-    with pytest.raises(ValueError,
-                       match=re.escape(path) + '.*not valid JSON'):
+    with pytest.raises(ValueError, match=re.escape(path) + '.*not valid JSON'):
         build(tmp_path)
 
 
@@ -135,8 +136,8 @@ def test_malformed_json(tmp_path):
 def test_missing_top_level_key(tmp_path, key):
     write_coco(str(tmp_path))
     path = rewrite_json(str(tmp_path), lambda d: d.pop(key))
-    with pytest.raises(ValueError,
-                       match=re.escape(path) + f'.*lacks key "{key}"'):
+    with pytest.raises(
+            ValueError, match=re.escape(path) + f'.*lacks key "{key}"'):
         build(tmp_path)
 
 
@@ -144,16 +145,17 @@ def test_bad_references_and_empty(tmp_path):
     anns = COCO_ANNOTATIONS + [dict(id=77, image_id=5, category_id=3)]
     write_coco(str(tmp_path), annotations=anns)
     path = osp.join(str(tmp_path), ANN)
-    with pytest.raises(ValueError,
-                       match=re.escape(path) +
-                       r'.*annotation id 77 has category_id 3'):
+    with pytest.raises(
+            ValueError,
+            match=re.escape(path) + r'.*annotation id 77 has category_id 3'):
         build(tmp_path)
 
     anns = COCO_ANNOTATIONS + [dict(id=88, image_id=1234, category_id=2)]
     write_coco(str(tmp_path), annotations=anns)
-    with pytest.raises(ValueError,
-                       match=re.escape(path) +
-                       r'.*annotation id 88 references image_id 1234'):
+    with pytest.raises(
+            ValueError,
+            match=re.escape(path) +
+            r'.*annotation id 88 references image_id 1234'):
         build(tmp_path)
 
     write_coco(str(tmp_path), images=[], annotations=[])
@@ -187,11 +189,12 @@ def _with_file_name(root, file_name):
 ])
 def test_file_name_leaving_the_data_root(tmp_path, file_name, why):
     path = _with_file_name(tmp_path / 'coco', file_name)
-    with pytest.raises(ValueError,
-                       match=re.escape(path) + r'.*image id 42 has '
-                       r'file_name ' + re.escape(repr(file_name)) +
-                       r', which leaves the data root \(.*' + re.escape(why) +
-                       r'.*allow_outside_data_root=True'):
+    with pytest.raises(
+            ValueError,
+            match=re.escape(path) + r'.*image id 42 has '
+            r'file_name ' + re.escape(repr(file_name)) +
+            r', which leaves the data root \(.*' + re.escape(why) +
+            r'.*allow_outside_data_root=True'):
         build(tmp_path / 'coco')
 
 
@@ -201,9 +204,13 @@ def test_file_name_outside_allowed_explicitly(tmp_path):
     write_jpeg(str(outside))
     root = tmp_path / 'coco'
     _with_file_name(root, '../../elsewhere/shared.jpg')
-    ds = build(root, allow_outside_data_root=True,
-               pipeline=[dict(type='CheckedLoadImageFromFile'),
-                         dict(type='PackInputs')])
+    ds = build(
+        root,
+        allow_outside_data_root=True,
+        pipeline=[
+            dict(type='CheckedLoadImageFromFile'),
+            dict(type='PackInputs')
+        ])
     assert osp.realpath(ds.get_data_info(0)['img_path']) == str(outside)
     assert tuple(ds[0]['inputs'].shape) == (3, 8, 8)
 
@@ -215,14 +222,16 @@ def test_file_name_outside_allowed_explicitly(tmp_path):
         build(root, allow_outside_data_root='yes')
 
 
-@pytest.mark.parametrize('second', [COCO_IMAGES[0]['file_name'],
-                                    './' + COCO_IMAGES[0]['file_name']])
+@pytest.mark.parametrize(
+    'second',
+    [COCO_IMAGES[0]['file_name'], './' + COCO_IMAGES[0]['file_name']])
 def test_same_file_under_two_image_ids(tmp_path, second):
     images = [COCO_IMAGES[0], dict(COCO_IMAGES[1], file_name=second)]
     write_coco(str(tmp_path), images=images, annotations=[])
-    with pytest.raises(ValueError,
-                       match=r'image ids 42 and 5 both have file_name ' +
-                       re.escape(repr(second)) + '.*count twice'):
+    with pytest.raises(
+            ValueError,
+            match=r'image ids 42 and 5 both have file_name ' +
+            re.escape(repr(second)) + '.*count twice'):
         build(tmp_path)
 
 
@@ -231,29 +240,32 @@ def test_two_categories_with_one_name(tmp_path):
     cats[2]['name'] = 'cat'  # id 90 named like id 7
     write_coco(str(tmp_path), categories=cats)
     path = osp.join(str(tmp_path), ANN)
-    with pytest.raises(ValueError,
-                       match=re.escape(path) + r".*categories 7 and 90 are "
-                       r"both named 'cat'.*class_to_idx.*`classes`"):
+    with pytest.raises(
+            ValueError,
+            match=re.escape(path) + r".*categories 7 and 90 are "
+            r"both named 'cat'.*class_to_idx.*`classes`"):
         build(tmp_path)
     # Distinct names given by the user resolve it ...
     ds = build(tmp_path, classes=['bike', 'cat', 'stop', 'brush'])
     assert ds.class_to_idx == dict(bike=0, cat=1, stop=2, brush=3)
     # ... repeated ones given by the user do not.
     write_coco(str(tmp_path))
-    with pytest.raises(ValueError,
-                       match=r"classes 0 and 2 are both named 'a'"):
+    with pytest.raises(
+            ValueError, match=r"classes 0 and 2 are both named 'a'"):
         build(tmp_path, classes=['a', 'b', 'a', 'c'])
 
 
-@pytest.mark.parametrize('data, match', [
-    ('{"images": "caf\xe9"}'.encode('latin-1'),
-     r"is not UTF-8 text \(byte 15 is b'\\xe9'\).*Re-save it as UTF-8"),
-    (json.dumps(dict(images=[])).encode('utf-16'),
-     r"is not UTF-8 text \(byte 0 is b'\\xff'\)"),
-    (b'', r'is empty'),
-    (b'  \n', r'is empty'),
-    (b'[' * 100000, 'nested too deeply'),
-], ids=['latin-1', 'utf-16', 'empty', 'blank', 'nested'])
+@pytest.mark.parametrize(
+    'data, match', [
+        ('{"images": "caf\xe9"}'.encode('latin-1'),
+         r"is not UTF-8 text \(byte 15 is b'\\xe9'\).*Re-save it as UTF-8"),
+        (json.dumps(dict(images=[])).encode('utf-16'),
+         r"is not UTF-8 text \(byte 0 is b'\\xff'\)"),
+        (b'', r'is empty'),
+        (b'  \n', r'is empty'),
+        (b'[' * 100000, 'nested too deeply'),
+    ],
+    ids=['latin-1', 'utf-16', 'empty', 'blank', 'nested'])
 def test_unreadable_json(tmp_path, data, match):
     write_coco(str(tmp_path))
     path = osp.join(str(tmp_path), ANN)
@@ -278,22 +290,27 @@ def test_mixed_category_id_types(tmp_path):
 
     def edit(d):
         d['categories'][1]['id'] = '2'
-        d['annotations'] = [a for a in d['annotations']
-                            if a['category_id'] != 2]
+        d['annotations'] = [
+            a for a in d['annotations'] if a['category_id'] != 2
+        ]
 
     rewrite_json(str(tmp_path), edit)
-    with pytest.raises(ValueError,
-                       match=r"mixes integer and string category ids "
-                       r"\(7 and '2'\).*one type"):
+    with pytest.raises(
+            ValueError,
+            match=r"mixes integer and string category ids "
+            r"\(7 and '2'\).*one type"):
         build(tmp_path)
 
 
 def test_string_ids_of_one_type_work(tmp_path):
     cats = [dict(c, id=f'c{c["id"]:03d}') for c in COCO_CATEGORIES]
     images = [dict(i, id=str(i['id'])) for i in COCO_IMAGES]
-    anns = [dict(a, image_id=str(a['image_id']),
-                 category_id=f'c{a["category_id"]:03d}')
-            for a in COCO_ANNOTATIONS]
+    anns = [
+        dict(
+            a,
+            image_id=str(a['image_id']),
+            category_id=f'c{a["category_id"]:03d}') for a in COCO_ANNOTATIONS
+    ]
     expected = write_coco(str(tmp_path), images, anns, cats)
     ds = build(tmp_path)
     assert ds.CLASSES == COCO_CLASSES  # 'c002' < 'c007' < 'c013' < 'c090'
@@ -301,8 +318,8 @@ def test_string_ids_of_one_type_work(tmp_path):
 
 
 @pytest.mark.parametrize('bad', [True, 42.0, 1.5, None, {'id': 42}, [42]])
-@pytest.mark.parametrize('where', ['image', 'category', 'ann_image',
-                                   'ann_category', 'annotation'])
+@pytest.mark.parametrize(
+    'where', ['image', 'category', 'ann_image', 'ann_category', 'annotation'])
 def test_id_types(tmp_path, where, bad):
     write_coco(str(tmp_path))
 
@@ -317,38 +334,40 @@ def test_id_types(tmp_path, where, bad):
             d['annotations'][0][where[4:] + '_id'] = bad
 
     path = rewrite_json(str(tmp_path), edit)
-    with pytest.raises(ValueError,
-                       match=re.escape(path) + '.*' + re.escape(repr(bad)) +
-                       r' \(a .*\); ids must be integers \(or strings\)'):
+    with pytest.raises(
+            ValueError,
+            match=re.escape(path) + '.*' + re.escape(repr(bad)) +
+            r' \(a .*\); ids must be integers \(or strings\)'):
         build(tmp_path)
 
 
 @pytest.mark.parametrize('bad', [None, 5, '', ['a.jpg'], {'a': 1}])
 def test_file_name_not_a_string(tmp_path, bad):
     write_coco(str(tmp_path))
-    path = rewrite_json(str(tmp_path),
-                        lambda d: d['images'][1].update(file_name=bad))
-    with pytest.raises(ValueError,
-                       match=re.escape(path) + r'.*image id 5 has file_name ' +
-                       re.escape(repr(bad)) + '; expected a non-empty string'):
+    path = rewrite_json(
+        str(tmp_path), lambda d: d['images'][1].update(file_name=bad))
+    with pytest.raises(
+            ValueError,
+            match=re.escape(path) + r'.*image id 5 has file_name ' +
+            re.escape(repr(bad)) + '; expected a non-empty string'):
         build(tmp_path)
 
 
 @pytest.mark.parametrize('bad', [None, 3, ''])
 def test_category_name_not_a_string(tmp_path, bad):
     write_coco(str(tmp_path))
-    path = rewrite_json(str(tmp_path),
-                        lambda d: d['categories'][0].update(name=bad))
-    with pytest.raises(ValueError,
-                       match=re.escape(path) + r'.*category id 7 has name ' +
-                       re.escape(repr(bad)) + '; expected a non-empty string'):
+    path = rewrite_json(
+        str(tmp_path), lambda d: d['categories'][0].update(name=bad))
+    with pytest.raises(
+            ValueError,
+            match=re.escape(path) + r'.*category id 7 has name ' +
+            re.escape(repr(bad)) + '; expected a non-empty string'):
         build(tmp_path)
 
 
 @pytest.mark.parametrize('edit, match', [
     (lambda d: d.update(images={}), 'has a non-list key "images"'),
-    (lambda d: d.update(annotations=None),
-     'has a non-list key "annotations"'),
+    (lambda d: d.update(annotations=None), 'has a non-list key "annotations"'),
     (lambda d: d['images'].append(None),
      r'entry #4 of "images" \(None\) lacks'),
     (lambda d: d['categories'].append('dog'),
@@ -365,23 +384,26 @@ def test_malformed_lists_and_entries(tmp_path, edit, match):
 
 
 def test_annotations_need_no_box(tmp_path):
-    anns = [dict(id=a['id'], image_id=a['image_id'],
-                 category_id=a['category_id']) for a in COCO_ANNOTATIONS]
+    anns = [
+        dict(id=a['id'], image_id=a['image_id'], category_id=a['category_id'])
+        for a in COCO_ANNOTATIONS
+    ]
     assert all('bbox' not in a for a in anns)
     expected = write_coco(str(tmp_path), annotations=anns)
     np.testing.assert_array_equal(label_matrix(build(tmp_path), 4), expected)
 
 
 @pytest.mark.skipif(not hasattr(os, 'mkfifo'), reason='needs os.mkfifo')
-@pytest.mark.parametrize('make, kind', [(os.mkdir, 'a directory'),
-                                        (getattr(os, 'mkfifo', None),
-                                         'a FIFO')])
+@pytest.mark.parametrize('make, kind',
+                         [(os.mkdir, 'a directory'),
+                          (getattr(os, 'mkfifo', None), 'a FIFO')])
 def test_annotation_path_not_a_file(tmp_path, make, kind):
     write_coco(str(tmp_path))
     path = osp.join(str(tmp_path), ANN)
     os.remove(path)
     make(path)
-    with pytest.raises(ValueError,
-                       match=re.escape(path) + f'.* is {kind}.*not a '
-                       'regular file'):
+    with pytest.raises(
+            ValueError,
+            match=re.escape(path) + f'.* is {kind}.*not a '
+            'regular file'):
         build(tmp_path)

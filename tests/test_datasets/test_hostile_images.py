@@ -52,13 +52,17 @@ def test_corrupt_or_truncated_jpeg_names_the_file(tmp_path, damage, wrap):
     path = _image_path(str(tmp_path))
     _rich_jpeg(path)
     data = open(path, 'rb').read()
-    broken = dict(head=data[:len(data) // 3], tail=data[:int(len(data) * .8)],
-                  garbage=b'this is not a jpeg', empty=b'')[damage]
+    broken = dict(
+        head=data[:len(data) // 3],
+        tail=data[:int(len(data) * .8)],
+        garbage=b'this is not a jpeg',
+        empty=b'')[damage]
     with open(path, 'wb') as f:
         f.write(broken)
     dataset = _dataset(tmp_path, wrap)
-    with pytest.raises(ValueError, match='Cannot decode image file .*' +
-                       COCO_IMAGES[0]['file_name']):
+    with pytest.raises(
+            ValueError,
+            match='Cannot decode image file .*' + COCO_IMAGES[0]['file_name']):
         dataset[0]
     assert dataset[1]['inputs'].shape[0] == 3  # the others still load
 
@@ -100,6 +104,7 @@ def _deadline(seconds):
     SIGALRM interrupts a blocking ``open`` of a FIFO, so a regression makes
     the test fail with TimeoutError rather than stall the suite.
     """
+
     def fail(signum, frame):
         raise TimeoutError(f'still running after {seconds} s')
 
@@ -124,8 +129,9 @@ def _address_space_cap(extra_bytes):
     """
     import resource  # POSIX only, like the tests that use this
     with open('/proc/self/status') as f:
-        used = next(int(line.split()[1]) * 1024 for line in f
-                    if line.startswith('VmSize:'))
+        used = next(
+            int(line.split()[1]) * 1024 for line in f
+            if line.startswith('VmSize:'))
     soft, hard = resource.getrlimit(resource.RLIMIT_AS)
     cap = used + extra_bytes
     if hard != resource.RLIM_INFINITY:
@@ -157,29 +163,32 @@ def test_fifo_is_refused_without_blocking(tmp_path, wrap):
     path = _replace_image(tmp_path, os.mkfifo)
     dataset = _dataset(tmp_path, wrap)
     with _deadline(20), pytest.raises(
-            ValueError, match=re.escape(path) + '.*not a regular file but '
+            ValueError,
+            match=re.escape(path) + '.*not a regular file but '
             'a FIFO'):
         dataset[0]
     assert dataset[1]['inputs'].shape[0] == 3
 
 
-@pytest.mark.skipif(not (os.path.exists('/dev/zero') and
-                         os.path.exists('/proc/self/status')),
-                    reason='needs /dev/zero and /proc')
+@pytest.mark.skipif(
+    not (os.path.exists('/dev/zero') and os.path.exists('/proc/self/status')),
+    reason='needs /dev/zero and /proc')
 def test_symlink_to_dev_zero_is_refused_without_reading(tmp_path):
     path = _replace_image(tmp_path, lambda p: os.symlink('/dev/zero', p))
     dataset = _dataset(tmp_path, wrap=True)
     with _deadline(20), _address_space_cap(1024**3), pytest.raises(
-            ValueError, match=re.escape(path) + '.*character device, '
+            ValueError,
+            match=re.escape(path) + '.*character device, '
             'reached through a symbolic link to /dev/zero'):
         dataset[0]
 
 
 def test_directory_is_refused(tmp_path):
     path = _replace_image(tmp_path, os.mkdir)
-    with pytest.raises(ValueError,
-                       match=re.escape(path) + '.*not a regular file but '
-                       'a directory'):
+    with pytest.raises(
+            ValueError,
+            match=re.escape(path) + '.*not a regular file but '
+            'a directory'):
         _dataset(tmp_path, wrap=False)[0]
 
 
@@ -193,8 +202,7 @@ def _png_declaring(path, width, height):
 def _image_declaring(path, width, height, fmt):
     """A small ``fmt`` image whose header declares ``width`` x ``height``."""
     buffer = io.BytesIO()
-    Image.new('RGB' if fmt != 'GIF' else 'P', (8, 8)).save(
-        buffer, format=fmt)
+    Image.new('RGB' if fmt != 'GIF' else 'P', (8, 8)).save(buffer, format=fmt)
     data = bytearray(buffer.getvalue())
     if fmt == 'PNG':
         assert data[12:16] == b'IHDR'
@@ -213,15 +221,15 @@ def _image_declaring(path, width, height, fmt):
 
 
 @pytest.mark.parametrize('fmt', ['PNG', 'JPEG', 'BMP', 'GIF'])
-def test_header_declaring_huge_size_is_refused_before_decoding(tmp_path,
-                                                               fmt):
-    path = _replace_image(
-        tmp_path, lambda p: _image_declaring(p, 30000, 30000, fmt))
+def test_header_declaring_huge_size_is_refused_before_decoding(tmp_path, fmt):
+    path = _replace_image(tmp_path,
+                          lambda p: _image_declaring(p, 30000, 30000, fmt))
     assert os.path.getsize(path) < 1000
     dataset = _dataset(tmp_path, wrap=True)
     start = time.perf_counter()
     with _deadline(20), pytest.raises(
-            ValueError, match=re.escape(path) + r'.*declares 900000000 '
+            ValueError,
+            match=re.escape(path) + r'.*declares 900000000 '
             r'pixels, more than max_pixels=89478485.*2\.7 GB'):
         dataset[0]
     assert time.perf_counter() - start < 5
@@ -231,16 +239,18 @@ def test_pixel_cap_is_configurable(tmp_path):
     # Within twice Pillow's own limit the message gives the dimensions.
     path = str(tmp_path / 'wide.png')
     _png_declaring(path, 12000, 10000)
-    with pytest.raises(ValueError,
-                       match=re.escape(path) + r'.*declares 12000 x 10000 '
-                       r'= 120000000 pixels, more than max_pixels'):
+    with pytest.raises(
+            ValueError,
+            match=re.escape(path) + r'.*declares 12000 x 10000 '
+            r'= 120000000 pixels, more than max_pixels'):
         _build_loader()(dict(img_path=path))
 
     path = str(tmp_path / 'small.png')
     Image.new('RGB', (8, 6), (200, 100, 0)).save(path)
-    with pytest.raises(ValueError,
-                       match=re.escape(path) + r'.*8 x 6 = 48 pixels, more '
-                       r'than max_pixels=47'):
+    with pytest.raises(
+            ValueError,
+            match=re.escape(path) + r'.*8 x 6 = 48 pixels, more '
+            r'than max_pixels=47'):
         _build_loader(max_pixels=47)(dict(img_path=path))
     img = _build_loader(max_pixels=48)(dict(img_path=path))['img']
     assert img.shape == (6, 8, 3)
@@ -254,17 +264,21 @@ def test_file_size_cap_is_configurable(tmp_path):
     write_coco(str(tmp_path))
     path = _image_path(str(tmp_path))
     size = os.path.getsize(path)
-    with pytest.raises(ValueError,
-                       match=re.escape(path) + rf' \({size} bytes\) is '
-                       rf'larger than max_file_size={size - 1} bytes'):
+    with pytest.raises(
+            ValueError,
+            match=re.escape(path) + rf' \({size} bytes\) is '
+            rf'larger than max_file_size={size - 1} bytes'):
         _build_loader(max_file_size=size - 1)(dict(img_path=path))
     assert _build_loader(max_file_size=size)(
         dict(img_path=path))['img'].shape == (8, 8, 3)
 
-    cfg = dict(type='CocoMultiLabelDataset', data_root=str(tmp_path),
-               pipeline=[dict(type='CheckedLoadImageFromFile',
-                              max_file_size=size - 1),
-                         dict(type='PackInputs')])
+    cfg = dict(
+        type='CocoMultiLabelDataset',
+        data_root=str(tmp_path),
+        pipeline=[
+            dict(type='CheckedLoadImageFromFile', max_file_size=size - 1),
+            dict(type='PackInputs')
+        ])
     with pytest.raises(ValueError, match='max_file_size'):
         PartialLabelDataset(cfg, known_ratio=1.0)[0]
 
@@ -275,8 +289,8 @@ def test_file_size_cap_is_configurable(tmp_path):
                                          ('max_file_size', 1.5),
                                          ('max_pixels', '1000')])
 def test_bad_limits(name, value):
-    with pytest.raises(ValueError,
-                       match=f'{name} must be a positive integer or None'):
+    with pytest.raises(
+            ValueError, match=f'{name} must be a positive integer or None'):
         _build_loader(**{name: value})
 
 
@@ -312,21 +326,22 @@ def test_local_checks_skipped_only_for_a_non_local_backend(tmp_path):
 
     # The size and pixel caps hold for every backend.
     with pytest.raises(ValueError, match='max_file_size=10 bytes'):
-        _build_loader(backend_args=remote, max_file_size=10)(
-            dict(img_path=fifo))
+        _build_loader(
+            backend_args=remote, max_file_size=10)(
+                dict(img_path=fifo))
     bomb = str(tmp_path / 'bomb.png')
     _png_declaring(bomb, 30000, 30000)
     with open(bomb, 'rb') as f:
         _DictBackend.files['remote/bomb.png'] = f.read()
-    with pytest.raises(ValueError,
-                       match='remote/bomb.png declares 900000000 pixels'):
+    with pytest.raises(
+            ValueError, match='remote/bomb.png declares 900000000 pixels'):
         _build_loader(backend_args=remote)(dict(img_path='remote/bomb.png'))
 
 
 def test_url_like_local_path_names_the_file(tmp_path):
     path = str(tmp_path) + '/odd://name.jpg'
-    with pytest.raises(ValueError,
-                       match=re.escape(path) + ".*text before '://'"):
+    with pytest.raises(
+            ValueError, match=re.escape(path) + ".*text before '://'"):
         _build_loader()(dict(img_path=path))
 
 
@@ -346,9 +361,10 @@ def test_ignore_empty_skips_missing_but_not_refused_files(tmp_path):
 def test_symlink_loop_names_the_file(tmp_path):
     path = str(tmp_path / 'loop.jpg')
     os.symlink(path, path)
-    with pytest.raises(ValueError,
-                       match='Cannot access image file ' + re.escape(path) +
-                       '.*symbolic links'):
+    with pytest.raises(
+            ValueError,
+            match='Cannot access image file ' + re.escape(path) +
+            '.*symbolic links'):
         _build_loader()(dict(img_path=path))
 
 

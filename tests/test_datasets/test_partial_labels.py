@@ -61,8 +61,9 @@ def test_known_entries_keep_their_value_and_zero_stays_unknown():
     np.testing.assert_array_equal(partial[known], labels[known])
 
 
-@pytest.mark.parametrize('bad', [0, 0.0, -0.1, 1.5, float('nan'), '0.5',
-                                 True, None])
+@pytest.mark.parametrize(
+    'bad',
+    [0, 0.0, -0.1, 1.5, float('nan'), '0.5', True, None])
 def test_bad_known_ratio(bad):
     with pytest.raises(ValueError, match='known_ratio'):
         validate_known_ratio(bad)
@@ -117,8 +118,11 @@ def test_bad_seed_names_the_parameter(bad, match):
         make_partial_labels(_full_labels(), 0.5, seed=bad)
     assert str(err.value).startswith('seed')
     with pytest.raises(ValueError, match='PartialLabelDataset seed'):
-        PartialLabelDataset(dict(type='CocoMultiLabelDataset'),
-                            known_ratio=0.5, seed=bad, lazy_init=True)
+        PartialLabelDataset(
+            dict(type='CocoMultiLabelDataset'),
+            known_ratio=0.5,
+            seed=bad,
+            lazy_init=True)
 
 
 def test_numpy_integer_seeds_are_fine():
@@ -168,23 +172,28 @@ def _truncated(path):
         f.truncate(200)
 
 
-@pytest.mark.parametrize('write, match', [
-    (lambda p: open(p, 'wb').close(), r'is empty \(0 bytes\)'),
-    (_npz, r'is an \.npz \(zip\) archive'),
-    (lambda p: open(p, 'w').write('-1 0 1\n'), r'is not a NumPy \.npy file'),
-    (_truncated, r'cannot be read \(.*\); it is truncated'),
-    (lambda p: np.save(p, np.full((50, 7), None), allow_pickle=True),
-     r'holds object values \(Python objects'),
-    (lambda p: np.save(p, np.full((50, 7), '1')), r'holds <U1 values'),
-    (lambda p: np.save(p, np.ones((50, 7), dtype=complex)),
-     r'holds complex128 values'),
-    (lambda p: np.save(p, np.zeros((50, 7), dtype=[('x', 'i1')])),
-     r'\(a structured array\)'),
-    (lambda p: np.save(p, np.ones((50, 7), dtype=bool)), r'holds bool'),
-    (_huge_header, r'has shape \(100000, 100000\), expected \(50, 7\)\. '
-     r'The dataset needs \(num_images, num_classes\)'),
-], ids=['empty', 'npz', 'text', 'truncated', 'object', 'str', 'complex',
-        'structured', 'bool', 'huge_header'])
+@pytest.mark.parametrize(
+    'write, match', [
+        (lambda p: open(p, 'wb').close(), r'is empty \(0 bytes\)'),
+        (_npz, r'is an \.npz \(zip\) archive'),
+        (lambda p: open(p, 'w').write('-1 0 1\n'),
+         r'is not a NumPy \.npy file'),
+        (_truncated, r'cannot be read \(.*\); it is truncated'),
+        (lambda p: np.save(p, np.full((50, 7), None), allow_pickle=True),
+         r'holds object values \(Python objects'),
+        (lambda p: np.save(p, np.full((50, 7), '1')), r'holds <U1 values'),
+        (lambda p: np.save(p, np.ones(
+            (50, 7), dtype=complex)), r'holds complex128 values'),
+        (lambda p: np.save(p, np.zeros(
+            (50, 7), dtype=[('x', 'i1')])), r'\(a structured array\)'),
+        (lambda p: np.save(p, np.ones((50, 7), dtype=bool)), r'holds bool'),
+        (_huge_header, r'has shape \(100000, 100000\), expected \(50, 7\)\. '
+         r'The dataset needs \(num_images, num_classes\)'),
+    ],
+    ids=[
+        'empty', 'npz', 'text', 'truncated', 'object', 'str', 'complex',
+        'structured', 'bool', 'huge_header'
+    ])
 def test_hostile_partial_files(tmp_path, write, match):
     path = str(tmp_path / 'bad.npy')
     write(path)
@@ -202,8 +211,9 @@ def test_huge_header_without_expected_shape(tmp_path):
     with pytest.raises(InvalidInputError, match='it is truncated'):
         load_partial_labels(path)
     np.save(path, np.zeros((2, 3, 4)))
-    with pytest.raises(InvalidInputError,
-                       match=r'has shape \(2, 3, 4\), expected \(any, any\)'):
+    with pytest.raises(
+            InvalidInputError,
+            match=r'has shape \(2, 3, 4\), expected \(any, any\)'):
         load_partial_labels(path)
 
 
@@ -232,5 +242,5 @@ def test_protocol_errors_are_invalid_input_errors(tmp_path):
     assert isinstance(err.value, FileNotFoundError)
     np.save(tmp_path / 'p.npy', np.array([[1, 1], [1, 1]]))
     with pytest.raises(InvalidInputError, match='disagrees'):
-        load_partial_labels(str(tmp_path / 'p.npy'), (2, 2),
-                            np.array([[1, -1], [-1, 1]]))
+        load_partial_labels(
+            str(tmp_path / 'p.npy'), (2, 2), np.array([[1, -1], [-1, 1]]))

@@ -204,10 +204,11 @@ def _assert_untouched(root, files):
 def test_refuses_a_foreign_non_empty_directory(tmp_path):
     root = str(tmp_path / 'coco')
     files = _foreign_dataset(root)
-    with pytest.raises(FileExistsError,
-                       match=re.escape(repr(root)) + r'.*not empty \(2 '
-                       r"entries, e.g. 'annotations'\).*\.sarb_mm_demo.*new "
-                       r'or empty directory'):
+    with pytest.raises(
+            FileExistsError,
+            match=re.escape(repr(root)) + r'.*not empty \(2 '
+            r"entries, e.g. 'annotations'\).*\.sarb_mm_demo.*new "
+            r'or empty directory'):
         make_demo_dataset(root, num_train=2, num_val=1, image_size=16)
     _assert_untouched(root, files)
 
@@ -250,16 +251,17 @@ def test_marker_written_first_and_regenerating_own_directory(
     # An empty directory is fine as well.
     empty = tmp_path / 'empty'
     empty.mkdir()
-    make_demo_dataset(str(empty), num_train=3, num_val=2, image_size=16,
-                      seed=1)
+    make_demo_dataset(
+        str(empty), num_train=3, num_val=2, image_size=16, seed=1)
     assert tree_files(str(empty)) == first
 
 
 def test_marker_must_be_a_regular_file(tmp_path):
     root = str(tmp_path / 'coco')
     files = _foreign_dataset(root)
-    os.symlink(osp.join(root, 'annotations', 'instances_val.json'),
-               osp.join(root, synthetic.DEMO_MARKER))
+    os.symlink(
+        osp.join(root, 'annotations', 'instances_val.json'),
+        osp.join(root, synthetic.DEMO_MARKER))
     files_with_link = sorted(files) + [synthetic.DEMO_MARKER]
     with pytest.raises(FileExistsError):
         make_demo_dataset(root, num_train=2, num_val=1, image_size=16)
@@ -273,16 +275,26 @@ def test_demo_dataset_class_refuses_foreign_directory(tmp_path):
     os.remove(osp.join(root, 'annotations', 'instances_val.json'))
     del files['annotations/instances_val.json']
     with pytest.raises(FileExistsError, match=re.escape(repr(root))):
-        DATASETS.build(dict(type='SyntheticCocoDataset', data_root=root,
-                            split='val', num_train=2, num_val=1,
-                            image_size=16))
+        DATASETS.build(
+            dict(
+                type='SyntheticCocoDataset',
+                data_root=root,
+                split='val',
+                num_train=2,
+                num_val=1,
+                image_size=16))
     _assert_untouched(root, files)
 
     # Its own (here: empty) directory is generated once, then read.
     own = str(tmp_path / 'demo')
-    ds = DATASETS.build(dict(type='SyntheticCocoDataset', data_root=own,
-                             split='val', num_train=2, num_val=3,
-                             image_size=16))
+    ds = DATASETS.build(
+        dict(
+            type='SyntheticCocoDataset',
+            data_root=own,
+            split='val',
+            num_train=2,
+            num_val=3,
+            image_size=16))
     assert len(ds) == 3
     assert osp.isfile(osp.join(own, synthetic.DEMO_MARKER))
 
@@ -290,12 +302,15 @@ def test_demo_dataset_class_refuses_foreign_directory(tmp_path):
 def test_tool_refuses_foreign_directory(tmp_path):
     root = str(tmp_path / 'coco')
     files = _foreign_dataset(root)
-    tool = osp.join(osp.dirname(__file__), '..', '..', 'tools',
-                    'make_demo_dataset.py')
-    proc = subprocess.run(
-        [sys.executable, tool, '--out', root, '--num-train', '2',
-         '--num-val', '1', '--image-size', '16'],
-        capture_output=True, text=True, timeout=300)
+    tool = osp.join(
+        osp.dirname(__file__), '..', '..', 'tools', 'make_demo_dataset.py')
+    proc = subprocess.run([
+        sys.executable, tool, '--out', root, '--num-train', '2', '--num-val',
+        '1', '--image-size', '16'
+    ],
+                          capture_output=True,
+                          text=True,
+                          timeout=300)
     assert proc.returncode == 1
     assert 'make_demo_dataset.py: error: Refusing to write' in proc.stderr
     assert 'Traceback' not in proc.stderr
@@ -319,8 +334,10 @@ def _demo(root, split, **kwargs):
     from mmpretrain.registry import DATASETS
     params = dict(num_train=3, num_val=2, image_size=16, seed=0)
     params.update(kwargs)
-    return DATASETS.build(dict(type='SyntheticCocoDataset', data_root=root,
-                               split=split, **params))
+    return DATASETS.build(
+        dict(
+            type='SyntheticCocoDataset', data_root=root, split=split,
+            **params))
 
 
 def test_demo_dataset_warns_when_disk_differs(tmp_path):
@@ -367,8 +384,11 @@ GENERATION_KEYS = ('num_train', 'num_val', 'image_size', 'seed')
 
 def test_demo_configs_give_every_dataset_the_same_parameters():
     for cfg in _demo_configs():
-        expected = dict(num_train=cfg.num_train, num_val=cfg.num_val,
-                        image_size=cfg.image_size, seed=cfg.demo_seed)
+        expected = dict(
+            num_train=cfg.num_train,
+            num_val=cfg.num_val,
+            image_size=cfg.image_size,
+            seed=cfg.demo_seed)
         for dataset in (cfg.train_dataloader.dataset.dataset,
                         cfg.val_dataloader.dataset,
                         cfg.test_dataloader.dataset):
@@ -379,6 +399,7 @@ def test_demo_configs_give_every_dataset_the_same_parameters():
 def test_tiny_options_build_without_warnings(tmp_path):
     from mmengine.config import DictAction
     from mmpretrain.registry import DATASETS
+
     from tests.test_tools.tiny import tiny_options
     root = str(tmp_path / 'demo')
     for cfg in _demo_configs():
@@ -393,7 +414,10 @@ def test_tiny_options_build_without_warnings(tmp_path):
         datasets = (cfg.train_dataloader.dataset.dataset,
                     cfg.val_dataloader.dataset, cfg.test_dataloader.dataset)
         for dataset in datasets:
-            assert {k: dataset.get(k) for k in GENERATION_KEYS} == dict(
+            assert {
+                k: dataset.get(k)
+                for k in GENERATION_KEYS
+            } == dict(
                 num_train=4, num_val=3, image_size=64, seed=0)
             dataset.pipeline = []  # not run here
         with collect_warnings() as seen:

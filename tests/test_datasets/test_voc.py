@@ -4,11 +4,10 @@ import re
 
 import numpy as np
 import pytest
+from mmpretrain.registry import DATASETS
 
 import sarb_mm  # noqa: F401  (registers the datasets)
-from mmpretrain.registry import DATASETS
 from sarb_mm.datasets import VOC2007MultiLabelDataset
-
 from .fixtures import VOC_SPLIT, label_matrix, voc_xml, write_voc
 
 # The published order (docs/protocol.md), written out independently.
@@ -44,8 +43,8 @@ def test_negative_mode_default(voc_root):
                                                     []]
     assert all(info['gt_label_difficult'] == [] for info in infos)
     np.testing.assert_array_equal(label_matrix(ds, 20), labels)
-    assert infos[1]['img_path'] == osp.join(str(root), 'JPEGImages',
-                                            '000002.jpg')
+    assert infos[1]['img_path'] == osp.join(
+        str(root), 'JPEGImages', '000002.jpg')
 
 
 def test_ignore_mode(voc_root):
@@ -55,8 +54,8 @@ def test_ignore_mode(voc_root):
     assert [info['gt_label'] for info in infos] == [[8, 14], [18], [12, 14],
                                                     []]
     # Only classes present *only* as difficult: not chair, not person.
-    assert [info['gt_label_difficult']
-            for info in infos] == [[], [11], [], [6]]
+    assert [info['gt_label_difficult'] for info in infos] == [[], [11], [],
+                                                              [6]]
     np.testing.assert_array_equal(
         label_matrix(ds, 20, 'gt_label_difficult'), difficult)
 
@@ -85,20 +84,21 @@ LAYOUT = r'(.|\n)*Expected dataset layout(.|\n)*ImageSets/Main'
 
 def test_missing_paths(tmp_path, voc_root):
     missing = tmp_path / 'none'
-    with pytest.raises(FileNotFoundError,
-                       match='data_root.*' + re.escape(str(missing)) +
-                       LAYOUT):
+    with pytest.raises(
+            FileNotFoundError,
+            match='data_root.*' + re.escape(str(missing)) + LAYOUT):
         build(missing)
 
     root = voc_root[0]
-    with pytest.raises(FileNotFoundError,
-                       match=re.escape(str(root.parent / 'VOC2007')) +
-                       '.*as data_root'):
+    with pytest.raises(
+            FileNotFoundError,
+            match=re.escape(str(root.parent / 'VOC2007')) + '.*as data_root'):
         build(root.parent)  # VOCdevkit instead of VOC2007
 
     split = osp.join(str(root), 'ImageSets', 'Main', 'val.txt')
-    with pytest.raises(FileNotFoundError,
-                       match='split file.*' + re.escape(split) + LAYOUT):
+    with pytest.raises(
+            FileNotFoundError,
+            match='split file.*' + re.escape(split) + LAYOUT):
         build(root, split='val')
 
     os.remove(root / 'Annotations' / '000009.xml')
@@ -107,15 +107,17 @@ def test_missing_paths(tmp_path, voc_root):
         build(root)
 
     os.rename(root / 'JPEGImages', root / 'images')
-    with pytest.raises(FileNotFoundError,
-                       match='image directory.*' +
-                       re.escape(osp.join(str(root), 'JPEGImages'))):
+    with pytest.raises(
+            FileNotFoundError,
+            match='image directory.*' +
+            re.escape(osp.join(str(root), 'JPEGImages'))):
         build(root)
 
     os.rename(root / 'Annotations', root / 'xml')
-    with pytest.raises(FileNotFoundError,
-                       match='annotation directory.*' +
-                       re.escape(osp.join(str(root), 'Annotations'))):
+    with pytest.raises(
+            FileNotFoundError,
+            match='annotation directory.*' +
+            re.escape(osp.join(str(root), 'Annotations'))):
         build(root)
 
 
@@ -129,9 +131,10 @@ def write_one(root, text):
 
 def test_unknown_class(tmp_path):
     path = write_one(tmp_path, voc_xml([('dog', 0), ('unicorn', 0)]))
-    with pytest.raises(ValueError,
-                       match=path + r".*unknown class name 'unicorn'.*"
-                       r"allowed names are \['aeroplane', 'bicycle'"):
+    with pytest.raises(
+            ValueError,
+            match=path + r".*unknown class name 'unicorn'.*"
+            r"allowed names are \['aeroplane', 'bicycle'"):
         build(tmp_path)
 
 
@@ -168,11 +171,11 @@ def _write_split(root, text):
 def test_image_id_leaving_the_data_root(voc_root, img_id, why):
     root = voc_root[0]
     split = _write_split(root, f'000005\n{img_id}\n'.encode())
-    with pytest.raises(ValueError,
-                       match=re.escape(split) + r'.*lists image id ' +
-                       re.escape(repr(img_id)) + r', which leaves the data '
-                       r'root \(.*' + re.escape(why) +
-                       r'.*allow_outside_data_root=True'):
+    with pytest.raises(
+            ValueError,
+            match=re.escape(split) + r'.*lists image id ' +
+            re.escape(repr(img_id)) + r', which leaves the data '
+            r'root \(.*' + re.escape(why) + r'.*allow_outside_data_root=True'):
         build(root)
 
 
@@ -186,9 +189,13 @@ def test_image_id_outside_allowed_explicitly(tmp_path):
         os.rename(root / sub / f'000003.{ext}',
                   root / 'extra' / f'000003.{ext}')
     _write_split(root, b'000001\n../extra/000003\n')
-    ds = build(root, allow_outside_data_root=True,
-               pipeline=[dict(type='CheckedLoadImageFromFile'),
-                         dict(type='PackInputs')])
+    ds = build(
+        root,
+        allow_outside_data_root=True,
+        pipeline=[
+            dict(type='CheckedLoadImageFromFile'),
+            dict(type='PackInputs')
+        ])
     assert [ds.get_data_info(i)['gt_label'] for i in range(2)] == [[11],
                                                                    [7, 17]]
     assert osp.realpath(ds.get_data_info(1)['img_path']) == str(
@@ -198,29 +205,31 @@ def test_image_id_outside_allowed_explicitly(tmp_path):
         build(root, allow_outside_data_root=1)
 
 
-@pytest.mark.parametrize('lines', [b'000005\n000002\n000005\n',
-                                   b'000005\n000002\n./000005\n'])
+@pytest.mark.parametrize(
+    'lines', [b'000005\n000002\n000005\n', b'000005\n000002\n./000005\n'])
 def test_image_listed_twice(voc_root, lines):
     root = voc_root[0]
     split = _write_split(root, lines)
-    with pytest.raises(ValueError,
-                       match=re.escape(split) + r".*lists '000005'.* \(one "
-                       r'image\) twice, on lines 1 and 3.*count twice'):
+    with pytest.raises(
+            ValueError,
+            match=re.escape(split) + r".*lists '000005'.* \(one "
+            r'image\) twice, on lines 1 and 3.*count twice'):
         build(root)
 
 
 def test_split_file_not_utf8(voc_root):
     root = voc_root[0]
     split = _write_split(root, b'000005\n00000\xe9\n')
-    with pytest.raises(ValueError,
-                       match=re.escape(split) + r"' is not UTF-8 text \(byte "
-                       r"12 is b'\\xe9'\).*Re-save it as UTF-8"):
+    with pytest.raises(
+            ValueError,
+            match=re.escape(split) + r"' is not UTF-8 text \(byte "
+            r"12 is b'\\xe9'\).*Re-save it as UTF-8"):
         build(root)
 
 
 def test_repeated_class_names(voc_root):
     names = list(PUBLISHED_VOC_CLASSES)
     names[19] = 'dog'
-    with pytest.raises(ValueError,
-                       match=r"classes 11 and 19 are both named 'dog'"):
+    with pytest.raises(
+            ValueError, match=r"classes 11 and 19 are both named 'dog'"):
         build(voc_root[0], metainfo=dict(classes=names))

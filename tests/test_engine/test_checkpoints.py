@@ -19,8 +19,8 @@ from tests.tiny_sarb import build_tiny_sarb
 
 
 def _save(path, model, epoch=1):
-    torch.save(dict(meta=dict(epoch=epoch), state_dict=model.state_dict()),
-               path)
+    torch.save(
+        dict(meta=dict(epoch=epoch), state_dict=model.state_dict()), path)
     return str(path)
 
 
@@ -53,8 +53,9 @@ def test_checkpoint_of_another_model_is_listed(tmp_path):
     with pytest.raises(InvalidInputError, match=r'\d+ key\(s\) missing'):
         check_checkpoint_fits(model, {'state_dict': {}}, 'empty-state')
     extra = dict(model.state_dict(), **{'head.extra': torch.zeros(1)})
-    with pytest.raises(InvalidInputError,
-                       match=r'1 key\(s\) unexpected.*\n    head.extra'):
+    with pytest.raises(
+            InvalidInputError,
+            match=r'1 key\(s\) unexpected.*\n    head.extra'):
         check_checkpoint_fits(model, {'state_dict': extra}, 'extra')
     # DDP's module. prefix is not a mismatch.
     wrapped = {f'module.{k}': v for k, v in model.state_dict().items()}
@@ -66,8 +67,8 @@ def test_non_finite_weights_are_refused():
     state = model.state_dict()
     state['head.class_bias'] = state['head.class_bias'].clone()
     state['head.class_bias'][1] = float('nan')
-    with pytest.raises(InvalidInputError,
-                       match=r"NaN or infinite.*'head.class_bias'"):
+    with pytest.raises(
+            InvalidInputError, match=r"NaN or infinite.*'head.class_bias'"):
         check_checkpoint_fits(model, {'state_dict': state}, 'nan.pth')
 
 
@@ -95,21 +96,22 @@ def test_auto_resume_skips_a_corrupt_newest_checkpoint(tmp_path):
     assert find_resumable_checkpoint(str(tmp_path), logger) is None
 
 
-@pytest.mark.parametrize('world_size, batch, accumulation, factor', [
-    (1, 8, 1, 1.0), (1, 4, 2, 1.0), (1, 4, 1, 0.5), (2, 4, 2, 2.0),
-    (8, 8, 1, 8.0)])
+@pytest.mark.parametrize('world_size, batch, accumulation, factor',
+                         [(1, 8, 1, 1.0), (1, 4, 2, 1.0), (1, 4, 1, 0.5),
+                          (2, 4, 2, 2.0), (8, 8, 1, 8.0)])
 def test_auto_scale_lr_uses_the_effective_batch(world_size, batch,
                                                 accumulation, factor):
     params = [torch.nn.Parameter(torch.zeros(2))]
     wrapper = OptimWrapper(
         torch.optim.Adam(params, lr=1e-5), accumulative_counts=accumulation)
     runner = SimpleNamespace(
-        world_size=world_size, _train_dataloader=dict(batch_size=batch),
+        world_size=world_size,
+        _train_dataloader=dict(batch_size=batch),
         logger=MMLogger.get_instance('scale-lr-test'))
     CheckedRunner.scale_lr(runner, wrapper,
                            dict(base_batch_size=8, enable=True))
-    assert wrapper.optimizer.param_groups[0]['lr'] == pytest.approx(
-        1e-5 * factor)
+    assert wrapper.optimizer.param_groups[0]['lr'] == pytest.approx(1e-5 *
+                                                                    factor)
     CheckedRunner.scale_lr(runner, wrapper, dict(base_batch_size=8))
     assert wrapper.optimizer.param_groups[0]['lr'] == pytest.approx(
         1e-5 * factor)  # not enabled: unchanged
@@ -123,8 +125,8 @@ def test_copied_work_dir_never_resumes_the_original(tmp_path):
     _save(original / 'epoch_1.pth', model)
     (copy / 'last_checkpoint').write_text(str(original / 'epoch_1.pth'))
     # checkpoints kept outside the work dir (CheckpointHook out_dir): fine
-    assert find_resumable_checkpoint(str(copy)) == str(
-        original / 'epoch_1.pth')
+    assert find_resumable_checkpoint(str(copy)) == str(original /
+                                                       'epoch_1.pth')
     (copy / 'epoch_1.pth').write_bytes(b'')  # the copy's own, corrupt
     with pytest.raises(InvalidInputError, match='none of the 1'):
         find_resumable_checkpoint(str(copy))
@@ -140,8 +142,7 @@ def test_fine_tuning_checkpoint_must_overlap(tmp_path):
     with pytest.raises(InvalidInputError, match='none of its .* tensors fits'):
         check_checkpoint_overlaps(model, {'state_dict': prefixed}, 'p.pth')
     backbone = {k: v for k, v in state.items() if k.startswith('backbone.')}
-    check_checkpoint_overlaps(model, {'state_dict': backbone}, 'b.pth',
-                              logger)
+    check_checkpoint_overlaps(model, {'state_dict': backbone}, 'b.pth', logger)
     assert len(warnings) == 1 and 'keep their initialisation' in warnings[0]
     backbone['backbone.conv1.weight'] = torch.full_like(
         backbone['backbone.conv1.weight'], float('inf'))
@@ -158,6 +159,7 @@ def test_fifo_checkpoint_is_not_read(tmp_path):
 
 def test_test_time_augmentation_wrapper_is_unwrapped(tmp_path):
     from mmpretrain.models import AverageClsScoreTTA
+
     from sarb_mm.engine.hooks.partial_label_hook import unwrap_model
     model = build_tiny_sarb(3)
     tta = AverageClsScoreTTA(module=model)

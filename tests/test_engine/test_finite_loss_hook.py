@@ -9,8 +9,12 @@ from .test_config_checks import REPO
 
 
 def _outputs(loss, **terms):
-    return dict(loss=torch.tensor(loss),
-                **{k: torch.tensor(v) for k, v in terms.items()})
+    return dict(
+        loss=torch.tensor(loss),
+        **{
+            k: torch.tensor(v)
+            for k, v in terms.items()
+        })
 
 
 def test_finite_losses_pass():
@@ -25,8 +29,8 @@ def test_non_finite_loss_stops_the_run_naming_the_terms(bad):
     runner = SimpleNamespace(epoch=2, iter=41)
     with pytest.raises(FloatingPointError) as err:
         FiniteLossHook().after_train_iter(
-            runner, 5, None, _outputs(bad, loss_cls=0.5, loss_ilrb=bad,
-                                      alpha=0.4))
+            runner, 5, None,
+            _outputs(bad, loss_cls=0.5, loss_ilrb=bad, alpha=0.4))
     message = str(err.value)
     assert f'became {bad}' in message
     assert 'epoch 2' in message and 'iteration 6 of the epoch' in message

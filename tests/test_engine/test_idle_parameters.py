@@ -22,8 +22,11 @@ def _batch(generator):
         DataSample(metainfo=dict(sample_idx=i)).set_gt_score(
             torch.tensor(t).float()) for i, t in enumerate(TARGETS)
     ]
-    images = [torch.randint(0, 255, (3, 32, 32), generator=generator,
-                            dtype=torch.uint8) for _ in TARGETS]
+    images = [
+        torch.randint(
+            0, 255, (3, 32, 32), generator=generator, dtype=torch.uint8)
+        for _ in TARGETS
+    ]
     return dict(inputs=images, data_samples=samples)
 
 
@@ -37,9 +40,12 @@ def _train(model, optim_wrapper, epochs, iters=3):
     """Train steps as mmengine's loop does them, with the hook's calls."""
     hook = PrototypeHook()
     runner = SimpleNamespace(
-        model=model, optim_wrapper=optim_wrapper, max_epochs=10,
-        train_dataloader=SimpleNamespace(dataset=SimpleNamespace(
-            partial_labels=torch.tensor(TARGETS).numpy())),
+        model=model,
+        optim_wrapper=optim_wrapper,
+        max_epochs=10,
+        train_dataloader=SimpleNamespace(
+            dataset=SimpleNamespace(
+                partial_labels=torch.tensor(TARGETS).numpy())),
         logger=MMLogger.get_instance('idle-test'))
     hook.before_train(runner)
     generator = torch.Generator().manual_seed(0)
@@ -56,8 +62,9 @@ def _model(**head_options):
     torch.manual_seed(0)
     model = build_tiny_sarb(C, blend_start_epoch=2, **head_options)
     # Prototypes exist from the start: only the epoch gates PLRB here.
-    model.head.set_prototypes(torch.randn_like(model.head.prototypes),
-                              torch.ones(C, dtype=torch.bool))
+    model.head.set_prototypes(
+        torch.randn_like(model.head.prototypes),
+        torch.ones(C, dtype=torch.bool))
     return model
 
 
@@ -96,12 +103,12 @@ def test_branch_switched_off_leaves_its_weight_untouched():
 def test_plrb_waits_for_prototypes():
     torch.manual_seed(0)
     model = build_tiny_sarb(C, blend_start_epoch=0)
-    assert model.head.idle_parameters() == [model.head.alpha,
-                                            model.head.beta]
+    assert model.head.idle_parameters() == [model.head.alpha, model.head.beta]
     model.head.set_progress(0, 0, 1)
     assert model.head.idle_parameters() == [model.head.beta]
-    model.head.set_prototypes(torch.randn_like(model.head.prototypes),
-                              torch.ones(C, dtype=torch.bool))
+    model.head.set_prototypes(
+        torch.randn_like(model.head.prototypes),
+        torch.ones(C, dtype=torch.bool))
     assert model.head.idle_parameters() == []
 
 
@@ -111,10 +118,12 @@ def test_warns_when_blending_never_starts():
     messages = []
     logger.warning = messages.append
     runner = SimpleNamespace(
-        model=model, max_epochs=2,
+        model=model,
+        max_epochs=2,
         optim_wrapper=OptimWrapper(_optimizer(model.parameters(), 'adam')),
-        train_dataloader=SimpleNamespace(dataset=SimpleNamespace(
-            partial_labels=torch.tensor(TARGETS).numpy())),
+        train_dataloader=SimpleNamespace(
+            dataset=SimpleNamespace(
+                partial_labels=torch.tensor(TARGETS).numpy())),
         logger=logger)
     PrototypeHook().before_train(runner)
     assert len(messages) == 1

@@ -25,20 +25,24 @@ class _Dataset:
         np.save(path, self.partial_labels)
 
 
-def _runner(tmp_path, head_classes, neck_classes=None, train_classes=3,
+def _runner(tmp_path,
+            head_classes,
+            neck_classes=None,
+            train_classes=3,
             val_classes=3):
     model = SimpleNamespace(
         head=SimpleNamespace(num_classes=head_classes),
-        neck=SimpleNamespace(num_classes=neck_classes)
-        if neck_classes else None)
+        neck=SimpleNamespace(
+            num_classes=neck_classes) if neck_classes else None)
     runner = SimpleNamespace(
-        model=model, work_dir=str(tmp_path),
+        model=model,
+        work_dir=str(tmp_path),
         logger=MMLogger.get_instance('plh-test'))
     partial = np.array([[1, 0, -1], [0, 0, 1]], dtype=np.int8)
     runner._train_loop = _Loop(
         runner, SimpleNamespace(dataset=_Dataset(train_classes, partial)))
-    runner._val_loop = _Loop(
-        runner, SimpleNamespace(dataset=_Dataset(val_classes)))
+    runner._val_loop = _Loop(runner,
+                             SimpleNamespace(dataset=_Dataset(val_classes)))
     runner._test_loop = dict(type='TestLoop')  # not built: not checked
     return runner
 

@@ -1,7 +1,6 @@
 from types import SimpleNamespace
 
 import pytest
-
 import torch
 from mmengine.logging import MMLogger
 from mmengine.runner.checkpoint import load_checkpoint, save_checkpoint
@@ -15,10 +14,9 @@ from tests.tiny_sarb import build_tiny_sarb
 C = 4
 
 
-
 def tiny_sarb(blend_start_epoch=5, use_plrb=True):
-    return build_tiny_sarb(C, blend_start_epoch=blend_start_epoch,
-                           use_plrb=use_plrb)
+    return build_tiny_sarb(
+        C, blend_start_epoch=blend_start_epoch, use_plrb=use_plrb)
 
 
 def fake_runner(model, epoch=0, loader=(), labels=None, max_epochs=20):
@@ -26,11 +24,12 @@ def fake_runner(model, epoch=0, loader=(), labels=None, max_epochs=20):
     loader = list(loader)
     optimizer = torch.optim.Adam(model.parameters())
     return SimpleNamespace(
-        model=model, epoch=epoch, max_epochs=max_epochs,
+        model=model,
+        epoch=epoch,
+        max_epochs=max_epochs,
         optim_wrapper=SimpleNamespace(optimizer=optimizer),
-        train_dataloader=SimpleNamespace(
-            dataset=dataset, __iter__=None) if not loader else _Loader(
-                loader, dataset),
+        train_dataloader=SimpleNamespace(dataset=dataset, __iter__=None)
+        if not loader else _Loader(loader, dataset),
         logger=MMLogger.get_instance('proto-test'))
 
 
@@ -64,13 +63,13 @@ def test_schedule_of_published_run():
 
 
 def test_schedule_other_start_and_interval():
-    assert recomputed_epochs(tiny_sarb(blend_start_epoch=0), range(7),
-                             interval=2) == [0, 2, 4, 6]
+    assert recomputed_epochs(
+        tiny_sarb(blend_start_epoch=0), range(7), interval=2) == [0, 2, 4, 6]
 
 
 def test_missing_prototypes_are_computed_at_once():
-    assert recomputed_epochs(tiny_sarb(), range(5, 12),
-                             drop_at=7) == [5, 7, 10]
+    assert recomputed_epochs(
+        tiny_sarb(), range(5, 12), drop_at=7) == [5, 7, 10]
 
 
 def test_no_prototypes_without_plrb():
@@ -90,8 +89,11 @@ def _batch(indices, targets, generator):
     for idx, target in zip(indices, targets):
         sample = DataSample(metainfo=dict(sample_idx=idx))
         samples.append(sample.set_gt_score(torch.tensor(target).float()))
-    images = [torch.randint(0, 255, (3, 32, 32), generator=generator,
-                            dtype=torch.uint8) for _ in indices]
+    images = [
+        torch.randint(
+            0, 255, (3, 32, 32), generator=generator, dtype=torch.uint8)
+        for _ in indices
+    ]
     return dict(inputs=images, data_samples=samples)
 
 
@@ -103,8 +105,10 @@ def test_prototypes_from_known_positives_once_per_image():
     # distributed sampler would repeat it.
     targets = [[1, 0, -1, 0], [1, 1, 0, -1], [0, 1, 1, 0], [1, -1, 0, 0],
                [1, 0, -1, 0]]
-    batches = [_batch([0, 1, 2], targets[:3], generator),
-               _batch([3, 0], targets[3:], generator)]
+    batches = [
+        _batch([0, 1, 2], targets[:3], generator),
+        _batch([3, 0], targets[3:], generator)
+    ]
     # Reference: features as the hook must see them (eval mode, no grad),
     # one per (image, known positive class), in (image, class) order.
     model.eval()
@@ -124,8 +128,8 @@ def test_prototypes_from_known_positives_once_per_image():
     for cls in range(C):
         members = [by_key[k] for k in keys if k[1] == cls]
         if members:
-            expected[cls] = kmeans(torch.stack(members), 3, generator,
-                                   n_init=10)
+            expected[cls] = kmeans(
+                torch.stack(members), 3, generator, n_init=10)
     expected_mask = torch.tensor([True, True, True, False])
 
     runner = fake_runner(model, epoch=5, loader=batches)
@@ -141,8 +145,9 @@ def test_checkpoint_round_trip_keeps_sarb_state(tmp_path):
     model = tiny_sarb()
     head = model.head
     head.cooccurrence.copy_(torch.rand(C, C))
-    head.set_prototypes(torch.randn_like(head.prototypes),
-                        torch.tensor([True, False, True, True]))
+    head.set_prototypes(
+        torch.randn_like(head.prototypes),
+        torch.tensor([True, False, True, True]))
     with torch.no_grad():
         head.alpha.fill_(0.3)
         head.beta.fill_(0.8)

@@ -91,15 +91,14 @@ def test_ap_perfect_reversed_and_missing():
 def test_ap_valid_mask():
     scores = np.array([0.9, 0.8, 0.7, 0.6])[:, None].repeat(2, axis=1)
     labels = np.array([[0, 1], [1, 1], [0, 0], [1, 1]])
-    valid = np.array([[False, True], [True, False], [True, True],
-                      [True, True]])
+    valid = np.array([[False, True], [True, False], [True, True], [True,
+                                                                   True]])
     # Unmasked class 0: neg, pos, neg, pos -> precision 0, 1/2, 1/3, 1/2
     #   interpolated at the positives: 1/2, 1/2 -> AP = 1/2.
     # Masked class 0 (image 0 removed): pos, neg, pos
     #   precision 1, 1/2, 2/3 -> AP = 1/2 * 1 + 1/2 * 2/3 = 5/6.
     # Masked class 1 (positive image 1 removed): pos, neg, pos -> 5/6.
-    np.testing.assert_allclose(
-        voc_average_precision(scores, labels)[0], 0.5)
+    np.testing.assert_allclose(voc_average_precision(scores, labels)[0], 0.5)
     np.testing.assert_allclose(
         voc_average_precision(scores, labels, valid), [5 / 6, 5 / 6])
 
@@ -129,8 +128,7 @@ def test_ap_without_ties_is_the_ranking_definition(seed):
     for mask in (None, valid):
         expected = [
             _devkit_ap(scores[:, k], labels[:, k],
-                       None if mask is None else mask[:, k])
-            for k in range(6)
+                       None if mask is None else mask[:, k]) for k in range(6)
         ]
         np.testing.assert_allclose(
             voc_average_precision(scores, labels, mask),
@@ -149,8 +147,7 @@ def test_ap_and_prf_do_not_depend_on_image_order(seed):
         perm = rng.permutation(len(scores))
         # Bit-identical, not only close.
         np.testing.assert_array_equal(
-            voc_average_precision(scores[perm], labels[perm], valid[perm]),
-            ap)
+            voc_average_precision(scores[perm], labels[perm], valid[perm]), ap)
         assert multilabel_prf(
             scores[perm], labels[perm], thr=0.5, topk=2,
             valid=valid[perm]) == prf

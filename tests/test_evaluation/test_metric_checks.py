@@ -62,9 +62,11 @@ def _tied_samples(seed, n=40, c=5):
     labels = rng.random((n, c)) < 0.3
     difficult = rng.random((n, c)) < 0.1
     samples = [
-        _sample(scores[i], np.flatnonzero(labels[i]).tolist(), sample_idx=i,
-                gt_label_difficult=torch.as_tensor(
-                    np.flatnonzero(difficult[i])))
+        _sample(
+            scores[i],
+            np.flatnonzero(labels[i]).tolist(),
+            sample_idx=i,
+            gt_label_difficult=torch.as_tensor(np.flatnonzero(difficult[i])))
         for i in range(n)
     ]
     return samples, scores, labels, difficult & ~labels
@@ -152,22 +154,20 @@ def test_nothing_evaluated_is_an_error():
         metric.compute_metrics([])
 
 
-@pytest.mark.parametrize(
-    'label, match',
-    [
-        ([0, 4], r'gt_label of the sample with sample_idx=7 has class '
-         r'index\(es\) \[4\] outside \[0, 3\]'),
-        ([-1], r'index\(es\) \[-1\] outside \[0, 3\].*mark the last class'),
-        ([2, -3, -1], r'index\(es\) \[-3, -1\] outside'),
-        (torch.tensor([0.0, 2.0]), 'integer class indices, got dtype '
-         'float64'),
-        (torch.tensor([True, False, True, False]),
-         'integer class indices, got dtype bool'),
-        (torch.tensor([0, 1, 1, 0]), 'looks like a 0/1 vector over the 4 '
-         'classes'),
-        (torch.tensor([[0, 1]]), r'1-D list of class indices, got shape '
-         r'\(1, 2\)'),
-    ])
+@pytest.mark.parametrize('label, match', [
+    ([0, 4], r'gt_label of the sample with sample_idx=7 has class '
+     r'index\(es\) \[4\] outside \[0, 3\]'),
+    ([-1], r'index\(es\) \[-1\] outside \[0, 3\].*mark the last class'),
+    ([2, -3, -1], r'index\(es\) \[-3, -1\] outside'),
+    (torch.tensor([0.0, 2.0]), 'integer class indices, got dtype '
+     'float64'),
+    (torch.tensor([True, False, True, False
+                   ]), 'integer class indices, got dtype bool'),
+    (torch.tensor([0, 1, 1, 0]), 'looks like a 0/1 vector over the 4 '
+     'classes'),
+    (torch.tensor([[0, 1]]), r'1-D list of class indices, got shape '
+     r'\(1, 2\)'),
+])
 def test_bad_gt_label_is_named(label, match):
     metric = InterpolatedMultiLabelMetric()
     with pytest.raises(ValueError, match=match):
@@ -177,20 +177,25 @@ def test_bad_gt_label_is_named(label, match):
 
 def test_bad_difficult_and_missing_fields_are_named():
     metric = InterpolatedMultiLabelMetric()
-    with pytest.raises(ValueError,
-                       match='gt_label_difficult of the sample with '
-                       'sample_idx=3 has class'):
+    with pytest.raises(
+            ValueError,
+            match='gt_label_difficult of the sample with '
+            'sample_idx=3 has class'):
         metric.process(None, [
-            _raw([0.1] * 4, torch.tensor([0]), sample_idx=3,
-                 gt_label_difficult=torch.tensor([-1]))
+            _raw(
+                [0.1] * 4,
+                torch.tensor([0]),
+                sample_idx=3,
+                gt_label_difficult=torch.tensor([-1]))
         ])
-    with pytest.raises(ValueError, match='the sample with sample_idx=5 has no '
-                       'gt_label'):
+    with pytest.raises(
+            ValueError, match='the sample with sample_idx=5 has no '
+            'gt_label'):
         metric.process(None, [dict(pred_score=torch.zeros(4), sample_idx=5)])
-    with pytest.raises(ValueError, match='the sample with sample_idx=6 has no '
-                       'pred_score'):
-        metric.process(None, [dict(gt_label=torch.tensor([0]),
-                                   sample_idx=6)])
+    with pytest.raises(
+            ValueError, match='the sample with sample_idx=6 has no '
+            'pred_score'):
+        metric.process(None, [dict(gt_label=torch.tensor([0]), sample_idx=6)])
     with pytest.raises(ValueError, match='must be a DataSample or a dict'):
         metric.process(None, [(torch.zeros(4), torch.tensor([0]))])
 
@@ -198,9 +203,10 @@ def test_bad_difficult_and_missing_fields_are_named():
 def test_score_width_must_agree():
     metric = InterpolatedMultiLabelMetric()
     metric.process(None, [_sample([0.1] * 4, [0], sample_idx=0)])
-    with pytest.raises(ValueError,
-                       match='sample_idx=1 has 5 scores, but the earlier '
-                       'samples had 4'):
+    with pytest.raises(
+            ValueError,
+            match='sample_idx=1 has 5 scores, but the earlier '
+            'samples had 4'):
         metric.process(None, [_sample([0.1] * 5, [0], sample_idx=1)])
     with pytest.raises(ValueError, match=r'got shape \(2, 4\)'):
         metric.process(None, [_raw(torch.zeros(2, 4), [0], sample_idx=2)])
@@ -212,9 +218,10 @@ def test_score_width_must_agree():
 
     metric = InterpolatedMultiLabelMetric()
     metric.dataset_meta = dict(classes=('a', 'b', 'c'))
-    with pytest.raises(ValueError,
-                       match='sample_idx=0 has 4 scores, but the '
-                       'dataset_meta lists 3 classes'):
+    with pytest.raises(
+            ValueError,
+            match='sample_idx=0 has 4 scores, but the '
+            'dataset_meta lists 3 classes'):
         metric.process(None, [_sample([0.1] * 4, [0], sample_idx=0)])
     metric = InterpolatedMultiLabelMetric()
     with pytest.raises(ValueError, match='declares num_classes=3'):
@@ -222,8 +229,10 @@ def test_score_width_must_agree():
     # Collected results of different widths (another rank) are refused.
     with pytest.raises(ValueError, match='different widths'):
         metric.compute_metrics([
-            dict(pred_score=np.zeros(w), gt_label=np.zeros(w, bool),
-                 valid=np.ones(w, bool)) for w in (3, 4)
+            dict(
+                pred_score=np.zeros(w),
+                gt_label=np.zeros(w, bool),
+                valid=np.ones(w, bool)) for w in (3, 4)
         ])
 
 

@@ -14,17 +14,19 @@ pytestmark = pytest.mark.slow
 # Class 0: negatives at logits 17.2 / 17.4 / -3, positives at 19 / 21. The
 # sigmoids are distinct only in float64 (float32 rounds the top four to
 # 1.0 or its neighbour), so AP 100 survives only without a downcast.
-LOGITS = torch.tensor([[17.2, 0.3], [19.0, -1.0], [17.4, 2.0], [21.0, 0.5],
-                       [-3.0, 1.5]],
-                      dtype=torch.float64)
+LOGITS = torch.tensor(
+    [[17.2, 0.3], [19.0, -1.0], [17.4, 2.0], [21.0, 0.5], [-3.0, 1.5]],
+    dtype=torch.float64)
 GT_LABELS = [[], [0, 1], [1], [0], [1]]
 
 
 def _samples(indices):
     scores = torch.sigmoid(LOGITS)
     return [
-        dict(pred_score=scores[i], gt_label=torch.tensor(GT_LABELS[i]),
-             sample_idx=i) for i in indices
+        dict(
+            pred_score=scores[i],
+            gt_label=torch.tensor(GT_LABELS[i]),
+            sample_idx=i) for i in indices
     ]
 
 
@@ -50,8 +52,7 @@ def _evaluate(indices, collect_device, out_file=None):
 
 def _worker(rank, port, out_dir):
     torch_dist.init_process_group(
-        'gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank,
-        world_size=2)
+        'gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank, world_size=2)
     try:
         # As DistributedSampler splits 5 samples: rank 1 gets a padded
         # copy of sample 0, which collect_results must drop.

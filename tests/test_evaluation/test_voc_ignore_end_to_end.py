@@ -21,7 +21,9 @@ def test_difficult_only_entries_follow_the_mode(tmp_path, mode):
         '000012': [('car', 0)],
     }
     labels, difficult_only = write_voc(
-        str(tmp_path), objects=objects, split_ids=list(objects),
+        str(tmp_path),
+        objects=objects,
+        split_ids=list(objects),
         return_difficult=True)
     assert difficult_only.sum() == 1
     cfg = Config.fromfile(f'{REPO}/configs/_base_/datasets/voc2007_partial.py')
@@ -48,6 +50,7 @@ def test_difficult_only_entries_follow_the_mode(tmp_path, mode):
     assert result['interp-multi-label/mAP'] == pytest.approx(
         np.nanmean(ap) * 100)
     other = voc_average_precision(
-        scores, labels, valid=None if mode == 'ignore' else
-        (difficult_only == 0))
+        scores,
+        labels,
+        valid=None if mode == 'ignore' else (difficult_only == 0))
     assert np.nanmean(other) != pytest.approx(np.nanmean(ap))

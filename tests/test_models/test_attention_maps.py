@@ -14,9 +14,12 @@ B, C, H, W, DB, D, I, E = 2, 4, 3, 5, 6, 8, 6, 7
 @pytest.fixture
 def neck():
     torch.manual_seed(0)
-    module = SemanticDecouplingNeck(num_classes=C, in_channels=DB,
-                                    feat_channels=D, embed_dims=E,
-                                    attn_channels=I)
+    module = SemanticDecouplingNeck(
+        num_classes=C,
+        in_channels=DB,
+        feat_channels=D,
+        embed_dims=E,
+        attn_channels=I)
     gen = torch.Generator().manual_seed(1)
     with torch.no_grad():
         for param in module.parameters():
@@ -46,8 +49,10 @@ def numpy_reduce(neck, x, batch_stats=False):
 def numpy_attention(neck, fmap):
     """a[b,c,r,s] = softmax over (r,s) of w4.(W3 tanh(W1 x * W2 e) + b3)+b4,
     one position at a time."""
-    params = {k: v.detach().double().numpy()
-              for k, v in neck.named_parameters()}
+    params = {
+        k: v.detach().double().numpy()
+        for k, v in neck.named_parameters()
+    }
     w1, w2 = params['feature_proj.weight'], params['embedding_proj.weight']
     w3, b3 = params['attn_fc.weight'], params['attn_fc.bias']
     w4, b4 = params['attn_score.weight'][0], params['attn_score.bias'][0]
@@ -74,8 +79,8 @@ def test_attention_maps_match_numpy(neck):
     assert (maps >= 0).all()
     torch.testing.assert_close(maps.sum((2, 3)), torch.ones(B, C))
     expected = numpy_attention(neck, numpy_reduce(neck, x))
-    np.testing.assert_allclose(maps.double().numpy(), expected, rtol=1e-5,
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        maps.double().numpy(), expected, rtol=1e-5, atol=1e-6)
     # Not uniform: the test would not notice positions being ignored.
     assert expected.std(axis=(2, 3)).min() > 1e-3
 
@@ -88,8 +93,8 @@ def test_forward_pools_with_the_maps(neck):
         (pooled, ) = neck((x, ))
     fmap = numpy_reduce(neck, x)
     expected = np.einsum('bchw,bdhw->bcd', maps.double().numpy(), fmap)
-    np.testing.assert_allclose(pooled.double().numpy(), expected, rtol=1e-5,
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        pooled.double().numpy(), expected, rtol=1e-5, atol=1e-5)
 
 
 def test_train_mode_maps_use_batch_statistics_like_forward(neck):
@@ -100,11 +105,12 @@ def test_train_mode_maps_use_batch_statistics_like_forward(neck):
         (pooled, ) = neck((x, ))
     reduced = numpy_reduce(neck, x, batch_stats=True)
     expected = numpy_attention(neck, reduced)
-    np.testing.assert_allclose(maps.double().numpy(), expected, rtol=1e-5,
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        maps.double().numpy(), expected, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(
         pooled.double().numpy(),
-        np.einsum('bchw,bdhw->bcd', expected, reduced), rtol=1e-5,
+        np.einsum('bchw,bdhw->bcd', expected, reduced),
+        rtol=1e-5,
         atol=1e-5)
 
 
@@ -117,8 +123,10 @@ def test_forward_gradients_match_plain_autograd(neck):
     (neck((x, ))[0] * weights).sum().backward()
     got = {k: p.grad.clone() for k, p in neck.named_parameters()}
 
-    plain = {k: p.detach().double().requires_grad_()
-             for k, p in neck.named_parameters()}
+    plain = {
+        k: p.detach().double().requires_grad_()
+        for k, p in neck.named_parameters()
+    }
     bn = neck.reduce[1]
     fmap = torch.einsum('kd,bdhw->bkhw', plain['reduce.0.weight'][:, :, 0, 0],
                         x.double())
@@ -131,13 +139,13 @@ def test_forward_gradients_match_plain_autograd(neck):
     proj_e = plain['embeddings'] @ plain['embedding_proj.weight'].T
     hidden = torch.tanh(proj_x[:, :, None] * proj_e)  # (B, N, C, I)
     inner = hidden @ plain['attn_fc.weight'].T + plain['attn_fc.bias']
-    z = (inner @ plain['attn_score.weight'].T)[..., 0] + plain[
-        'attn_score.bias']
+    z = (inner @ plain['attn_score.weight'].T)[...,
+                                               0] + plain['attn_score.bias']
     pooled = torch.einsum('bnc,bnd->bcd', z.softmax(1), feats)
     (pooled * weights.double()).sum().backward()
     for name, param in plain.items():
-        torch.testing.assert_close(got[name].double(), param.grad,
-                                   rtol=1e-4, atol=1e-6, msg=name)
+        torch.testing.assert_close(
+            got[name].double(), param.grad, rtol=1e-4, atol=1e-6, msg=name)
 
 
 def test_attention_maps_are_differentiable(neck):
@@ -162,13 +170,19 @@ def test_tiny_sarb_maps_have_the_backbone_map_shape():
 def test_no_reduction_layer():
     """in_channels == feat_channels: the maps use the backbone map as is."""
     torch.manual_seed(1)
-    neck = SemanticDecouplingNeck(num_classes=C, in_channels=D,
-                                  feat_channels=D, embed_dims=E,
-                                  attn_channels=I).eval()
+    neck = SemanticDecouplingNeck(
+        num_classes=C,
+        in_channels=D,
+        feat_channels=D,
+        embed_dims=E,
+        attn_channels=I).eval()
     assert isinstance(neck.reduce, nn.Identity)
     x = torch.randn(B, D, H, W, generator=torch.Generator().manual_seed(7))
     with torch.no_grad():
         maps = neck.attention_maps((x, ))
-    np.testing.assert_allclose(maps.double().numpy(),
-                               numpy_attention(neck, x.double().numpy()),
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        maps.double().numpy(),
+        numpy_attention(neck,
+                        x.double().numpy()),
+        rtol=1e-5,
+        atol=1e-6)

@@ -14,8 +14,8 @@ def _model():
     model = build_tiny_sarb(C, num_prototypes=2, blend_start_epoch=0)
     head = model.head
     head.cooccurrence.copy_(torch.rand(C, C))
-    head.set_prototypes(torch.randn_like(head.prototypes),
-                        torch.ones(C, dtype=torch.bool))
+    head.set_prototypes(
+        torch.randn_like(head.prototypes), torch.ones(C, dtype=torch.bool))
     head.set_progress(1, 0, 2)
     return model
 

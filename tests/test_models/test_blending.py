@@ -2,16 +2,14 @@
 import numpy as np
 import pytest
 import torch
-
-import sarb_mm  # noqa: F401
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
+
+import sarb_mm  # noqa: F401
 from sarb_mm.models.losses.contrastive import category_contrastive_loss
 from sarb_mm.models.losses.partial_bce import partial_bce
 from sarb_mm.models.utils import (cooccurrence_matrix, draw_prototype_classes,
                                   instance_blend, prototype_blend)
-
-
 
 B, C, D, DOUT, K = 4, 5, 8, 7, 3
 
@@ -104,11 +102,11 @@ def test_plrb_matches_loop():
 
 def test_draw_prototype_classes_valid_and_uniform():
     base = torch.tensor([
-        [0., 0., 0., 1., -1.],   # candidates 0, 2 (1 has no prototype)
-        [1., 0., -1., 0., 0.],   # candidates 3, 4
+        [0., 0., 0., 1., -1.],  # candidates 0, 2 (1 has no prototype)
+        [1., 0., -1., 0., 0.],  # candidates 3, 4
         [1., 1., -1., -1., 1.],  # no unknown -> -1
-        [1., 0., 1., 1., 1.],    # only unknown class lacks prototypes -> -1
-        [0., 0., 0., 0., 0.],    # candidates 0, 2, 3, 4
+        [1., 0., 1., 1., 1.],  # only unknown class lacks prototypes -> -1
+        [0., 0., 0., 0., 0.],  # candidates 0, 2, 3, 4
     ])
     mask = torch.tensor([True, False, True, True, True])
     reps = 2000
@@ -140,8 +138,13 @@ def _samples(targets):
 
 
 def _head(**kw):
-    cfg = dict(type='SARBHead', num_classes=C, in_channels=D,
-               out_channels=DOUT, num_prototypes=K, blend_start_epoch=2)
+    cfg = dict(
+        type='SARBHead',
+        num_classes=C,
+        in_channels=D,
+        out_channels=DOUT,
+        num_prototypes=K,
+        blend_start_epoch=2)
     cfg.update(kw)
     head = MODELS.build(cfg)
     gen = torch.Generator().manual_seed(11)
@@ -201,9 +204,12 @@ def _check(head, F, y, epoch, it, iters, seed=5):
     assert keys == {k for k in expected if k.startswith('loss')}
     for k in keys:
         assert torch.isfinite(losses[k]), k
-        torch.testing.assert_close(losses[k].double(),
-                                   expected[k].double(), atol=1e-5,
-                                   rtol=1e-5, msg=k)
+        torch.testing.assert_close(
+            losses[k].double(),
+            expected[k].double(),
+            atol=1e-5,
+            rtol=1e-5,
+            msg=k)
     return losses, expected
 
 
@@ -226,16 +232,23 @@ def test_head_loss_several_seeds():
     head = _head()
     head.set_prototypes(*_prototypes())
     for seed in range(4):
-        _check(head, _features(seed), TARGETS, epoch=2, it=0, iters=7,
-               seed=seed + 100)
+        _check(
+            head,
+            _features(seed),
+            TARGETS,
+            epoch=2,
+            it=0,
+            iters=7,
+            seed=seed + 100)
 
 
 def test_head_loss_before_blend_start():
     head = _head()
     head.set_prototypes(*_prototypes())
     losses, _ = _check(head, _features(), TARGETS, epoch=1, it=3, iters=10)
-    assert {k for k in losses if k.startswith('loss')} == {
-        'loss_cls', 'loss_ilrb', 'loss_plrb', 'loss_con'}
+    assert {k
+            for k in losses if k.startswith('loss')
+            } == {'loss_cls', 'loss_ilrb', 'loss_plrb', 'loss_con'}
     assert losses['loss_ilrb'] == 0 and losses['loss_plrb'] == 0
     assert head.idle_parameters() == [head.alpha, head.beta]
     # Not in the graph of the blending terms: nothing reaches alpha / beta
@@ -277,10 +290,8 @@ def test_head_batch_without_known_labels():
 def test_head_batch_without_unknown_labels():
     head = _head()
     head.set_prototypes(*_prototypes())
-    y = torch.tensor([[1., -1., 1., -1., -1.],
-                      [-1., 1., 1., -1., 1.],
-                      [1., 1., -1., -1., -1.],
-                      [-1., -1., -1., 1., 1.]])
+    y = torch.tensor([[1., -1., 1., -1., -1.], [-1., 1., 1., -1., 1.],
+                      [1., 1., -1., -1., -1.], [-1., -1., -1., 1., 1.]])
     losses, expected = _check(head, _features(), y, epoch=5, it=1, iters=10)
     assert (expected['_classes'] == -1).all()
     torch.testing.assert_close(losses['loss_plrb'], losses['loss_cls'])
@@ -314,8 +325,8 @@ def test_head_alpha_beta_clamped_before_use():
     Fi, yi = naive_ilrb(F, TARGETS, 0.0)
     with torch.no_grad():
         ref_ilrb = partial_bce(head.classify(Fi.float()), yi)
-    torch.testing.assert_close(losses['loss_ilrb'].double(), ref_ilrb.double(),
-                               atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        losses['loss_ilrb'].double(), ref_ilrb.double(), atol=1e-5, rtol=1e-5)
     # beta = 1 leaves features unchanged and the drawn targets at 0
     torch.testing.assert_close(losses['loss_plrb'], losses['loss_cls'])
     assert losses['alpha'] == 0 and losses['beta'] == 1

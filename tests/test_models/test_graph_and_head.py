@@ -4,13 +4,11 @@ import math
 import numpy as np
 import pytest
 import torch
-
-import sarb_mm  # noqa: F401
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
+
+import sarb_mm  # noqa: F401
 from sarb_mm.models.utils import GatedGraphPropagation, cooccurrence_matrix
-
-
 
 B, C, D, DOUT = 3, 5, 8, 7
 
@@ -75,18 +73,21 @@ def test_ggnn_one_step_and_three_steps():
     with torch.no_grad():
         one = g.step(h, A)
         three = g(h, A)
-    torch.testing.assert_close(one.double(), naive_ggnn_step(g, h, A),
-                               atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        one.double(), naive_ggnn_step(g, h, A), atol=1e-5, rtol=1e-5)
     expected = h.double()
     for _ in range(3):
         expected = naive_ggnn_step(g, expected, A)
-    torch.testing.assert_close(three.double(), expected, atol=1e-5,
-                               rtol=1e-5)
+    torch.testing.assert_close(three.double(), expected, atol=1e-5, rtol=1e-5)
 
 
 def _head(**kwargs):
-    cfg = dict(type='SARBHead', num_classes=C, in_channels=D,
-               out_channels=DOUT, num_prototypes=3)
+    cfg = dict(
+        type='SARBHead',
+        num_classes=C,
+        in_channels=D,
+        out_channels=DOUT,
+        num_prototypes=3)
     cfg.update(kwargs)
     head = MODELS.build(cfg)
     return head
@@ -134,8 +135,7 @@ def test_head_classify_matches_naive():
         logits = head.classify(F)
         fwd = head((F, ))
     expected = naive_classify(head, F)
-    torch.testing.assert_close(logits.double(), expected, atol=1e-5,
-                               rtol=1e-5)
+    torch.testing.assert_close(logits.double(), expected, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(fwd, logits)
 
 
@@ -151,17 +151,21 @@ def test_head_predict_scores_are_sigmoid_of_main_logits():
     assert len(preds) == B
     for n, sample in enumerate(preds):
         assert isinstance(sample, DataSample)
-        torch.testing.assert_close(sample.pred_score.double(),
-                                   torch.sigmoid(logits[n]), atol=1e-6,
-                                   rtol=1e-5)
+        torch.testing.assert_close(
+            sample.pred_score.double(),
+            torch.sigmoid(logits[n]),
+            atol=1e-6,
+            rtol=1e-5)
     # with given data samples too
     samples = [DataSample().set_gt_score(torch.zeros(C)) for _ in range(B)]
     with torch.no_grad():
         preds = head.predict((F, ), samples)
     for n, sample in enumerate(preds):
-        torch.testing.assert_close(sample.pred_score.double(),
-                                   torch.sigmoid(logits[n]), atol=1e-6,
-                                   rtol=1e-5)
+        torch.testing.assert_close(
+            sample.pred_score.double(),
+            torch.sigmoid(logits[n]),
+            atol=1e-6,
+            rtol=1e-5)
 
 
 def naive_cooccurrence(labels):
@@ -212,12 +216,17 @@ def test_head_arguments_are_checked(option, value, match):
         MODELS.build(cfg)
 
 
-@pytest.mark.parametrize('option', ['num_classes', 'feat_channels',
-                                    'embed_dims', 'attn_channels'])
+@pytest.mark.parametrize(
+    'option', ['num_classes', 'feat_channels', 'embed_dims', 'attn_channels'])
 def test_neck_arguments_are_checked(option):
     from sarb_mm.utils.errors import InvalidInputError
-    cfg = dict(type='SemanticDecouplingNeck', num_classes=3, in_channels=8,
-               feat_channels=8, embed_dims=4, attn_channels=4)
+    cfg = dict(
+        type='SemanticDecouplingNeck',
+        num_classes=3,
+        in_channels=8,
+        feat_channels=8,
+        embed_dims=4,
+        attn_channels=4)
     cfg[option] = 0
     with pytest.raises(InvalidInputError, match=f'neck {option}'):
         MODELS.build(cfg)

@@ -27,17 +27,19 @@ def _sklearn_centres(points, k, **kwargs):
     # One thread: scikit-learn's OpenMP pool next to torch's is slow on a
     # busy machine, and the result does not depend on it.
     with threadpool_limits(1):
-        return KMeans(n_clusters=k, random_state=0,
-                      **kwargs).fit(points).cluster_centers_
+        return KMeans(
+            n_clusters=k, random_state=0,
+            **kwargs).fit(points).cluster_centers_
 
 
 def _data_set(name):
     if name == 'spreads':  # blobs of very different spreads
-        x, _ = make_blobs(600,
-                          2,
-                          centers=8,
-                          cluster_std=[0.3, 0.5, 1, 1.5, 2, 0.8, 0.4, 2.5],
-                          random_state=0)
+        x, _ = make_blobs(
+            600,
+            2,
+            centers=8,
+            cluster_std=[0.3, 0.5, 1, 1.5, 2, 0.8, 0.4, 2.5],
+            random_state=0)
         return x, 8
     if name == 'anisotropic':
         x, _ = make_blobs(800, 2, centers=6, random_state=1)
@@ -50,18 +52,12 @@ def _data_set(name):
                           random_state=3)
         return x, 6
     if name == 'dim256':  # 30 overlapping blobs, 10 clusters
-        x, _ = make_blobs(2000,
-                          256,
-                          centers=30,
-                          cluster_std=6.0,
-                          random_state=3)
+        x, _ = make_blobs(
+            2000, 256, centers=30, cluster_std=6.0, random_state=3)
         return x, 10
     if name == 'dim1024':
-        x, _ = make_blobs(2000,
-                          1024,
-                          centers=25,
-                          cluster_std=10.0,
-                          random_state=4)
+        x, _ = make_blobs(
+            2000, 1024, centers=25, cluster_std=10.0, random_state=4)
         return x, 10
     if name == 'duplicates':  # 1000 draws of 40 distinct points
         rng = np.random.default_rng(5)
@@ -82,10 +78,11 @@ def test_kmeans_inertia_within_one_percent_of_sklearn(name):
     x, k = _data_set(name)
     x = x.astype(np.float32)
     reference = _inertia(x, _sklearn_centres(x, k))
-    centres, inertia = kmeans(torch.from_numpy(x),
-                              k,
-                              torch.Generator().manual_seed(0),
-                              return_inertia=True)
+    centres, inertia = kmeans(
+        torch.from_numpy(x),
+        k,
+        torch.Generator().manual_seed(0),
+        return_inertia=True)
     assert centres.shape == (k, x.shape[1])
     assert centres.dtype == torch.float32
     ours = _inertia(x, centres.numpy())
@@ -103,10 +100,8 @@ def test_greedy_seeding_matches_sklearn_on_average():
                      kmeans_plusplus(x, k, random_state=r)[0])
             for r in range(300)
         ])
-    seeds = kmeans_plus_plus(torch.from_numpy(x),
-                             k,
-                             torch.Generator().manual_seed(0),
-                             n_init=300)
+    seeds = kmeans_plus_plus(
+        torch.from_numpy(x), k, torch.Generator().manual_seed(0), n_init=300)
     assert seeds.shape == (300, k, 2)
     # Every seed is a data point.
     rows = set(map(tuple, x.tolist()))
@@ -123,10 +118,8 @@ def test_lloyd_matches_sklearn_from_the_same_start():
         start = x[np.random.default_rng(0).choice(len(x), k, replace=False)]
         expected = _sklearn_centres(x, k, init=start, n_init=1)
         centres = kmeans(torch.from_numpy(x), k, init=torch.from_numpy(start))
-        np.testing.assert_allclose(centres.numpy(),
-                                   expected,
-                                   rtol=0,
-                                   atol=1e-3 * np.abs(x).max())
+        np.testing.assert_allclose(
+            centres.numpy(), expected, rtol=0, atol=1e-3 * np.abs(x).max())
 
 
 def test_empty_clusters_are_relocated_to_farthest_points():
@@ -143,8 +136,8 @@ def test_empty_clusters_are_relocated_to_farthest_points():
     centres = kmeans(pts, 3, init=torch.from_numpy(start))
     assert centres.flatten().tolist() == [1.5, 21., 20.]
     np.testing.assert_allclose(
-        centres.numpy(), _sklearn_centres(pts.numpy(), 3, init=start,
-                                          n_init=1))
+        centres.numpy(),
+        _sklearn_centres(pts.numpy(), 3, init=start, n_init=1))
 
 
 def test_batched_runs_equal_separate_runs_and_keep_the_best():
@@ -179,19 +172,19 @@ def test_seeds_give_valid_lloyd_fixed_points():
     x = x.astype(np.float32)
     results = set()
     for seed in range(5):
-        centres = kmeans(torch.from_numpy(x),
-                         k,
-                         torch.Generator().manual_seed(seed),
-                         n_init=1).numpy().astype(np.float64)
+        centres = kmeans(
+            torch.from_numpy(x),
+            k,
+            torch.Generator().manual_seed(seed),
+            n_init=1).numpy().astype(np.float64)
         results.add(centres.round(4).tobytes())
         assert np.isfinite(centres).all()
         # A converged Lloyd run: each centre is the mean of its points.
         labels = ((x[:, None] - centres[None])**2).sum(-1).argmin(1)
         assert len(set(labels.tolist())) == k
         for j in range(k):
-            np.testing.assert_allclose(centres[j],
-                                       x[labels == j].mean(0),
-                                       atol=1e-2)
+            np.testing.assert_allclose(
+                centres[j], x[labels == j].mean(0), atol=1e-2)
     # The seed is used: one initialisation lands in different optima.
     assert len(results) > 1
 
@@ -202,9 +195,8 @@ def test_kmeans_recovers_separated_means():
         means = torch.randn(4, 3, generator=gen, dtype=torch.float64) * 10
         while torch.pdist(means).min() < 5:
             means = torch.randn(4, 3, generator=gen, dtype=torch.float64) * 10
-        pts = means.repeat_interleave(
-            40,
-            0) + 0.1 * torch.randn(160, 3, generator=gen, dtype=torch.float64)
+        pts = means.repeat_interleave(40, 0) + 0.1 * torch.randn(
+            160, 3, generator=gen, dtype=torch.float64)
         centres = kmeans(pts, 4, generator=torch.Generator().manual_seed(seed))
         assert centres.shape == (4, 3) and centres.dtype == torch.float32
         dist = torch.cdist(means, centres.double())

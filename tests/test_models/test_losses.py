@@ -3,19 +3,17 @@ import math
 
 import pytest
 import torch
+from mmpretrain.registry import MODELS
 
 import sarb_mm  # noqa: F401
-from mmpretrain.registry import MODELS
 from sarb_mm.models.losses.contrastive import (CategoryContrastiveLoss,
                                                category_contrastive_loss)
 from sarb_mm.models.losses.partial_bce import PartialBCELoss, partial_bce
 
 
-
 def _log_sig(v):
     # numerically safe log(sigmoid(v)) in float64
-    return -math.log1p(math.exp(-v)) if v >= 0 else v - math.log1p(
-        math.exp(v))
+    return -math.log1p(math.exp(-v)) if v >= 0 else v - math.log1p(math.exp(v))
 
 
 def naive_partial_bce(x, t):
@@ -43,10 +41,10 @@ def test_partial_bce_hard_targets():
 
 
 def test_partial_bce_soft_targets():
-    x = torch.tensor([[0.5, -2.0, 1.5, 3.0, -0.3],
-                      [4.0, 0.1, -1.0, -3.0, 2.2]])
-    t = torch.tensor([[0.3, -0.7, 0.0, 1.0, -1.0],
-                      [0.65, 0.0, -0.2, 0.9, 0.0]])
+    x = torch.tensor([[0.5, -2.0, 1.5, 3.0, -0.3], [4.0, 0.1, -1.0, -3.0,
+                                                    2.2]])
+    t = torch.tensor([[0.3, -0.7, 0.0, 1.0, -1.0], [0.65, 0.0, -0.2, 0.9,
+                                                    0.0]])
     out = partial_bce(x, t)
     assert abs(out.item() - naive_partial_bce(x, t)) < 1e-5
     # negative soft target is the mirror of the positive one
@@ -131,10 +129,8 @@ def naive_contrastive(F, y, generator=None):
 
 def test_contrastive_no_pos_pos_keeps_all():
     F = torch.randn(5, 4, 6, generator=torch.Generator().manual_seed(1))
-    y = torch.tensor([[1., -1., 0., -1.],
-                      [-1., 1., -1., 0.],
-                      [-1., -1., -1., -1.],
-                      [0., -1., 1., -1.],
+    y = torch.tensor([[1., -1., 0., -1.], [-1., 1., -1., 0.],
+                      [-1., -1., -1., -1.], [0., -1., 1., -1.],
                       [-1., 0., -1., 1.]])
     pp, pn, nn_ = _terms(F, y)
     assert not pp and pn and nn_
@@ -165,10 +161,8 @@ def test_contrastive_subsampling_with_generator():
 def test_contrastive_subsampling_several_pos_pairs():
     gen = torch.Generator().manual_seed(3)
     F = torch.randn(5, 5, 6, generator=gen)
-    y = torch.tensor([[1., -1., 0., -1., 1.],
-                      [1., 1., -1., 0., -1.],
-                      [-1., 1., -1., -1., 1.],
-                      [0., -1., -1., 1., -1.],
+    y = torch.tensor([[1., -1., 0., -1., 1.], [1., 1., -1., 0., -1.],
+                      [-1., 1., -1., -1., 1.], [0., -1., -1., 1., -1.],
                       [1., -1., 1., -1., -1.]])
     pp, pn, nn_ = _terms(F, y)
     assert len(pp) >= 2
@@ -206,11 +200,12 @@ def test_contrastive_module_weight_and_registry():
     torch.testing.assert_close(a, b)
 
 
-@pytest.mark.parametrize('loss_type', ['PartialBCELoss',
-                                       'CategoryContrastiveLoss'])
+@pytest.mark.parametrize('loss_type',
+                         ['PartialBCELoss', 'CategoryContrastiveLoss'])
 @pytest.mark.parametrize('weight', [-1.0, float('nan'), float('inf'), '1'])
 def test_loss_weights_are_checked(loss_type, weight):
     from sarb_mm.utils.errors import InvalidInputError
-    with pytest.raises(InvalidInputError,
-                       match=f'{loss_type} loss_weight must be a finite'):
+    with pytest.raises(
+            InvalidInputError,
+            match=f'{loss_type} loss_weight must be a finite'):
         MODELS.build(dict(type=loss_type, loss_weight=weight))

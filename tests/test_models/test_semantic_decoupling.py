@@ -7,16 +7,14 @@ import numpy as np
 import pytest
 import torch
 import torch.nn as nn
+from mmpretrain.registry import MODELS
 
 import sarb_mm  # noqa: F401  (registers everything)
-from mmpretrain.registry import MODELS
 from sarb_mm.models.necks.semantic_decoupling import (SemanticDecouplingNeck,
                                                       attention_pool,
                                                       load_word_vectors,
                                                       semantic_attention)
 from sarb_mm.utils.errors import InvalidInputError
-
-
 
 B, C, H, W, DB, D, I, E = 3, 5, 3, 3, 6, 8, 6, 7
 
@@ -28,8 +26,8 @@ def _randomise(module, scale=0.5, seed=0):
             p.copy_(torch.randn(p.shape, generator=gen) * scale)
         for m in module.modules():
             if isinstance(m, nn.BatchNorm2d):
-                m.running_mean.copy_(torch.randn(m.num_features,
-                                                 generator=gen))
+                m.running_mean.copy_(
+                    torch.randn(m.num_features, generator=gen))
                 m.running_var.copy_(
                     torch.rand(m.num_features, generator=gen) + 0.5)
                 m.weight.copy_(torch.rand(m.num_features, generator=gen) + .5)
@@ -99,7 +97,10 @@ def naive_decouple(neck, fmap, embeddings):
 def neck():
     torch.manual_seed(0)
     m = SemanticDecouplingNeck(
-        num_classes=C, in_channels=DB, feat_channels=D, embed_dims=E,
+        num_classes=C,
+        in_channels=DB,
+        feat_channels=D,
+        embed_dims=E,
         attn_channels=I)
     _randomise(m)
     return m
@@ -146,12 +147,15 @@ def test_reduction_structure(neck):
 def test_no_reduction_when_channels_match():
     torch.manual_seed(0)
     neck = SemanticDecouplingNeck(
-        num_classes=C, in_channels=D, feat_channels=D, embed_dims=E,
+        num_classes=C,
+        in_channels=D,
+        feat_channels=D,
+        embed_dims=E,
         attn_channels=I)
     _randomise(neck, seed=3)
     assert isinstance(neck.reduce, nn.Identity)
-    assert not any(isinstance(m, (nn.Conv2d, nn.BatchNorm2d))
-                   for m in neck.modules())
+    assert not any(
+        isinstance(m, (nn.Conv2d, nn.BatchNorm2d)) for m in neck.modules())
     neck.train()  # no BN, so train mode is deterministic too
     x = torch.randn(B, D, H, W, generator=torch.Generator().manual_seed(4))
     with torch.no_grad():
@@ -165,19 +169,19 @@ def test_plain_functions_match_naive(neck):
     x = torch.randn(B, D, H, W, generator=torch.Generator().manual_seed(5))
     feats = x.flatten(2).transpose(1, 2)
     w4W3 = (neck.attn_score.weight @ neck.attn_fc.weight)[0]
-    bias = (neck.attn_score.weight @ neck.attn_fc.bias
-            + neck.attn_score.bias)[0]
+    bias = (neck.attn_score.weight @ neck.attn_fc.bias +
+            neck.attn_score.bias)[0]
     with torch.no_grad():
-        att = semantic_attention(neck.feature_proj(feats),
-                                 neck.embedding_proj(neck.embeddings), w4W3,
-                                 bias)
+        att = semantic_attention(
+            neck.feature_proj(feats), neck.embedding_proj(neck.embeddings),
+            w4W3, bias)
         pooled = attention_pool(att, feats)
     expected_f, expected_a = naive_decouple(neck, x.double(), neck.embeddings)
     assert att.shape == (B, H * W, C)
     torch.testing.assert_close(att.sum(1), torch.ones(B, C))
     torch.testing.assert_close(att.double(), expected_a, atol=1e-6, rtol=1e-5)
-    torch.testing.assert_close(pooled.double(), expected_f, atol=1e-5,
-                               rtol=1e-5)
+    torch.testing.assert_close(
+        pooled.double(), expected_f, atol=1e-5, rtol=1e-5)
     # attention_pool alone, against a loop
     a = torch.rand(B, H * W, C, dtype=torch.float64)
     f = torch.randn(B, H * W, D, dtype=torch.float64)
@@ -193,9 +197,12 @@ def test_efficient_form_realistic_size():
     """B=2, N=49, C=20, D=64, I=32 vs. a W3-applied (uncollapsed) version."""
     b, c, d, i, e = 2, 20, 64, 32, 16
     torch.manual_seed(0)
-    neck = SemanticDecouplingNeck(num_classes=c, in_channels=d,
-                                  feat_channels=d, embed_dims=e,
-                                  attn_channels=i)
+    neck = SemanticDecouplingNeck(
+        num_classes=c,
+        in_channels=d,
+        feat_channels=d,
+        embed_dims=e,
+        attn_channels=i)
     _randomise(neck, scale=0.3, seed=6)
     x = torch.randn(b, d, 7, 7, generator=torch.Generator().manual_seed(7))
     with torch.no_grad():
@@ -217,9 +224,14 @@ def test_word_vectors_fixed_buffer(tmp_path):
     path = tmp_path / 'glove.npy'
     np.save(path, vec)
     neck = MODELS.build(
-        dict(type='SemanticDecouplingNeck', num_classes=C, in_channels=DB,
-             feat_channels=D, embed_dims=E, attn_channels=I,
-             word_vectors=str(path)))
+        dict(
+            type='SemanticDecouplingNeck',
+            num_classes=C,
+            in_channels=DB,
+            feat_channels=D,
+            embed_dims=E,
+            attn_channels=I,
+            word_vectors=str(path)))
     buffers = dict(neck.named_buffers())
     params = dict(neck.named_parameters())
     assert 'embeddings' in buffers and 'embeddings' not in params
@@ -252,9 +264,13 @@ def test_word_vectors_wrong_shape(tmp_path):
     path = tmp_path / 'bad.npy'
     np.save(path, np.zeros((C + 1, E)))
     with pytest.raises(ValueError) as info:
-        SemanticDecouplingNeck(num_classes=C, in_channels=DB, feat_channels=D,
-                               embed_dims=E, attn_channels=I,
-                               word_vectors=str(path))
+        SemanticDecouplingNeck(
+            num_classes=C,
+            in_channels=DB,
+            feat_channels=D,
+            embed_dims=E,
+            attn_channels=I,
+            word_vectors=str(path))
     msg = str(info.value)
     assert str(path) in msg
     assert str((C, E)) in msg  # expected
@@ -264,9 +280,13 @@ def test_word_vectors_wrong_shape(tmp_path):
 def test_word_vectors_missing_file(tmp_path):
     path = tmp_path / 'nope.npy'
     with pytest.raises(FileNotFoundError, match='nope.npy') as info:
-        SemanticDecouplingNeck(num_classes=C, in_channels=DB, feat_channels=D,
-                               embed_dims=E, attn_channels=I,
-                               word_vectors=str(path))
+        SemanticDecouplingNeck(
+            num_classes=C,
+            in_channels=DB,
+            feat_channels=D,
+            embed_dims=E,
+            attn_channels=I,
+            word_vectors=str(path))
     assert isinstance(info.value, InvalidInputError)
 
 
@@ -319,28 +339,32 @@ def _huge_header(path):
             f, dict(descr='<f8', fortran_order=False, shape=(100000, 100000)))
 
 
-@pytest.mark.parametrize('write, match', [
-    (lambda p: np.save(p, np.full((C, E), 'word')),
-     r'holds <U4 values; expected real numbers'),
-    (lambda p: np.save(p, np.ones((C, E), dtype=bool)),
-     r'holds bool values; expected real numbers'),
-    (lambda p: np.save(p, np.ones((C, E), dtype=complex)),
-     r'holds complex128 values'),
-    (lambda p: np.save(p, np.full((C, E), None), allow_pickle=True),
-     r'holds object values'),
-    (lambda p: np.save(p, np.zeros((C, E), dtype=[('x', '<f4')])),
-     r"holds \[\('x', '<f4'\)\] values"),
-    (lambda p: open(p, 'w').write('the quick brown fox\n'),
-     r'is not a NumPy \.npy file'),
-    (lambda p: open(p, 'w').close(), r'is not a NumPy \.npy file'),
-    (_npz, r'is an \.npz \(zip\) archive'),
-    (_truncated, r'cannot be read .*truncated'),
-    (_header_only, r'cannot be read .*truncated'),
-    (_huge_header, r'has shape \(100000, 100000\), expected \(5, 7\)'),
-    (lambda p: np.save(p, np.full((C, E), 1e300)),
-     r'NaN/inf values \(or values beyond the float32 range\)'),
-], ids=['str', 'bool', 'complex', 'object', 'structured', 'text', 'empty',
-        'npz', 'truncated', 'header_only', 'huge_header', 'float32_overflow'])
+@pytest.mark.parametrize(
+    'write, match', [
+        (lambda p: np.save(p, np.full(
+            (C, E), 'word')), r'holds <U4 values; expected real numbers'),
+        (lambda p: np.save(p, np.ones(
+            (C, E), dtype=bool)), r'holds bool values; expected real numbers'),
+        (lambda p: np.save(p, np.ones(
+            (C, E), dtype=complex)), r'holds complex128 values'),
+        (lambda p: np.save(p, np.full(
+            (C, E), None), allow_pickle=True), r'holds object values'),
+        (lambda p: np.save(p, np.zeros((C, E), dtype=[('x', '<f4')])),
+         r"holds \[\('x', '<f4'\)\] values"),
+        (lambda p: open(p, 'w').write('the quick brown fox\n'),
+         r'is not a NumPy \.npy file'),
+        (lambda p: open(p, 'w').close(), r'is not a NumPy \.npy file'),
+        (_npz, r'is an \.npz \(zip\) archive'),
+        (_truncated, r'cannot be read .*truncated'),
+        (_header_only, r'cannot be read .*truncated'),
+        (_huge_header, r'has shape \(100000, 100000\), expected \(5, 7\)'),
+        (lambda p: np.save(p, np.full((C, E), 1e300)),
+         r'NaN/inf values \(or values beyond the float32 range\)'),
+    ],
+    ids=[
+        'str', 'bool', 'complex', 'object', 'structured', 'text', 'empty',
+        'npz', 'truncated', 'header_only', 'huge_header', 'float32_overflow'
+    ])
 def test_word_vectors_bad_file(tmp_path, write, match):
     path = str(tmp_path / 'bad.npy')
     write(path)
@@ -359,21 +383,23 @@ def test_word_vectors_not_a_file(tmp_path):
     for path in (str(tmp_path), str(tmp_path / 'fifo.npy')):
         if path.endswith('.npy'):
             os.mkfifo(path)  # np.load would block on it
-        with pytest.raises(InvalidInputError,
-                           match=re.escape(repr(path)) +
-                           ' is not a regular file'):
+        with pytest.raises(
+                InvalidInputError,
+                match=re.escape(repr(path)) + ' is not a regular file'):
             load_word_vectors(path, (C, E))
     with pytest.raises(TypeError, match='must be the path of a .npy file'):
         load_word_vectors(3, (C, E))  # not a file descriptor
 
 
-@pytest.mark.parametrize('dtype', [np.float16, np.float32, np.int8,
-                                   np.uint16, np.longdouble])
+@pytest.mark.parametrize(
+    'dtype', [np.float16, np.float32, np.int8, np.uint16, np.longdouble])
 def test_word_vectors_numeric_dtypes(tmp_path, dtype):
     values = np.arange(C * E).reshape(C, E) % 50 - 20
     path = tmp_path / 'ok.npy'
-    np.save(path, values.astype(dtype) if dtype != np.uint16 else
-            np.abs(values).astype(dtype))
+    np.save(
+        path,
+        values.astype(dtype)
+        if dtype != np.uint16 else np.abs(values).astype(dtype))
     loaded = load_word_vectors(str(path), (C, E))
     assert loaded.dtype == torch.float32
     expected = values if dtype != np.uint16 else np.abs(values)

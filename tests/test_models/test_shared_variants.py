@@ -14,8 +14,8 @@ def test_masked_rows_linear_matches_dense_product():
     mask = torch.rand(3, 5, generator=gen) < 0.4
     x = torch.randn(3, 5, 4, generator=gen) * mask.unsqueeze(-1)
     weight = torch.randn(6, 4, generator=gen)
-    torch.testing.assert_close(masked_rows_linear(x, mask, weight),
-                               x @ weight.T)
+    torch.testing.assert_close(
+        masked_rows_linear(x, mask, weight), x @ weight.T)
 
 
 def test_variants_equal_stacked_batch_values_and_gradients():
@@ -32,9 +32,13 @@ def test_variants_equal_stacked_batch_values_and_gradients():
     classes = torch.tensor([1, -1, 4, 2])
 
     def run(shared):
-        features = torch.randn(4, C, D, dtype=torch.float64,
-                               generator=torch.Generator().manual_seed(1),
-                               requires_grad=True)
+        features = torch.randn(
+            4,
+            C,
+            D,
+            dtype=torch.float64,
+            generator=torch.Generator().manual_seed(1),
+            requires_grad=True)
         head.zero_grad()
         ilrb, _ = instance_blend(features, targets, head.alpha)
         plrb, _ = prototype_blend(features, targets, prototypes, classes,
@@ -46,8 +50,8 @@ def test_variants_equal_stacked_batch_values_and_gradients():
             ])
         else:
             logits = head.classify(torch.cat([features, ilrb, plrb]))
-        weights = torch.linspace(-1, 1, logits.numel(),
-                                 dtype=torch.float64).view_as(logits)
+        weights = torch.linspace(
+            -1, 1, logits.numel(), dtype=torch.float64).view_as(logits)
         (logits * weights).sum().backward()
         grads = {n: p.grad.clone() for n, p in head.named_parameters()}
         return logits.detach(), features.grad, grads
@@ -57,6 +61,6 @@ def test_variants_equal_stacked_batch_values_and_gradients():
     torch.testing.assert_close(shared[0], stacked[0], rtol=0, atol=1e-12)
     torch.testing.assert_close(shared[1], stacked[1], rtol=0, atol=1e-12)
     for name in stacked[2]:
-        torch.testing.assert_close(shared[2][name], stacked[2][name],
-                                   rtol=0, atol=1e-12, msg=name)
+        torch.testing.assert_close(
+            shared[2][name], stacked[2][name], rtol=0, atol=1e-12, msg=name)
     assert stacked[2]['alpha'].abs() > 0 and stacked[2]['beta'].abs() > 0

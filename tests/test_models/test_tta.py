@@ -14,7 +14,10 @@ def _view(scores, labels):
 def test_labels_follow_the_averaged_score():
     tta = MultiLabelAverageScoreTTA(module=build_tiny_sarb(4))
     # The first view alone would predict classes 0 and 1.
-    views = [[_view([.9, .6, .1, .45], [0, 1]), _view([.7, .2, .3, .6], [0, 3])]]
+    views = [[
+        _view([.9, .6, .1, .45], [0, 1]),
+        _view([.7, .2, .3, .6], [0, 3])
+    ]]
     merged = tta.merge_preds(views)[0]
     torch.testing.assert_close(merged.pred_score,
                                torch.tensor([.8, .4, .2, .525]))

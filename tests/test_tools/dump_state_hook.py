@@ -38,9 +38,14 @@ class DumpRankStateHook(Hook):
         model = unwrap_model(runner.model)
         optimizer = runner.optim_wrapper.optimizer
         state = {
-            'params': {k: v.detach().clone()
-                       for k, v in model.named_parameters()},
-            'buffers': {k: v.clone() for k, v in model.head.named_buffers()},
+            'params': {
+                k: v.detach().clone()
+                for k, v in model.named_parameters()
+            },
+            'buffers': {
+                k: v.clone()
+                for k, v in model.head.named_buffers()
+            },
             'has_optimizer_state': {
                 name: bool(optimizer.state.get(getattr(model.head, name)))
                 for name in ('alpha', 'beta')

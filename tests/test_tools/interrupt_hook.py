@@ -13,4 +13,5 @@ class InterruptAfterEpochHook(Hook):
 
     def after_train_epoch(self, runner):
         if runner.epoch + 1 == self.epoch:
-            raise KeyboardInterrupt(f'simulated crash after epoch {self.epoch}')
+            raise KeyboardInterrupt(
+                f'simulated crash after epoch {self.epoch}')

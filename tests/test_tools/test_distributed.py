@@ -18,15 +18,20 @@ def _free_port():
 
 
 def _env():
-    env = dict(os.environ, PORT=_free_port(), PYTHONPATH=REPO,
-               OMP_NUM_THREADS='1')
+    env = dict(
+        os.environ, PORT=_free_port(), PYTHONPATH=REPO, OMP_NUM_THREADS='1')
     return env
 
 
 def _run_script(args, timeout=900):
     import subprocess
-    proc = subprocess.run(['bash'] + args, cwd=REPO, capture_output=True,
-                          text=True, timeout=timeout, env=_env())
+    proc = subprocess.run(
+        ['bash'] + args,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=_env())
     assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-5000:]
     return proc
 
@@ -49,9 +54,10 @@ def test_two_rank_sarb_training(tmp_path, demo_root):
         "dict(type='EpochSeedHook'), dict(type='PrototypeHook', interval=1), "
         "dict(type='DumpRankStateHook')]\n")
     work_dir = str(tmp_path / 'work')
-    _run_script(['tools/dist_train.sh', str(config), '2', '--work-dir',
-                 work_dir, '--cfg-options'] +
-                tiny_options(demo_root, epochs=2, num_val=41) +
+    _run_script([
+        'tools/dist_train.sh',
+        str(config), '2', '--work-dir', work_dir, '--cfg-options'
+    ] + tiny_options(demo_root, epochs=2, num_val=41) +
                 ['model.head.blend_start_epoch=1'])
 
     def state(rank, epoch):
@@ -87,10 +93,9 @@ def test_two_rank_sarb_training(tmp_path, demo_root):
     # (~11 candidates, chance ~9%) and in-process flips (chance 50%).
     draws = [s['draws'] for s in states]
     assert len(draws[0]) == len(draws[1]) == 4
-    classes = torch.stack([torch.stack([d['classes'] for d in r])
-                           for r in draws])
-    flips = torch.stack([torch.stack([d['flips'] for d in r])
-                         for r in draws])
+    classes = torch.stack(
+        [torch.stack([d['classes'] for d in r]) for r in draws])
+    flips = torch.stack([torch.stack([d['flips'] for d in r]) for r in draws])
     assert (classes[0] == classes[1]).float().mean() < 0.25
     assert 0.3 < (flips[0] == flips[1]).float().mean() < 0.7
     # ... and differ from iteration to iteration within a rank.
@@ -100,17 +105,23 @@ def test_two_rank_sarb_training(tmp_path, demo_root):
 def test_two_rank_evaluation_equals_single_process(tmp_path, demo_root):
     work_dir = str(tmp_path / 'train')
     opts = tiny_options(demo_root, sarb=False, epochs=1, num_val=41)
-    run_tool(['tools/train.py', 'configs/baseline_r18_demo_p10.py',
-              '--work-dir', work_dir, '--cfg-options'] + opts)
+    run_tool([
+        'tools/train.py', 'configs/baseline_r18_demo_p10.py', '--work-dir',
+        work_dir, '--cfg-options'
+    ] + opts)
     checkpoint = osp.join(work_dir, 'epoch_1.pth')
     single = str(tmp_path / 'single')
-    run_tool(['tools/test.py', 'configs/baseline_r18_demo_p10.py',
-              checkpoint, '--work-dir', single, '--out',
-              str(tmp_path / 'single.pkl'), '--cfg-options'] + opts)
+    run_tool([
+        'tools/test.py', 'configs/baseline_r18_demo_p10.py', checkpoint,
+        '--work-dir', single, '--out',
+        str(tmp_path / 'single.pkl'), '--cfg-options'
+    ] + opts)
     double = str(tmp_path / 'double')
-    _run_script(['tools/dist_test.sh', 'configs/baseline_r18_demo_p10.py',
-                 checkpoint, '2', '--work-dir', double, '--out',
-                 str(tmp_path / 'double.pkl'), '--cfg-options'] + opts)
+    _run_script([
+        'tools/dist_test.sh', 'configs/baseline_r18_demo_p10.py', checkpoint,
+        '2', '--work-dir', double, '--out',
+        str(tmp_path / 'double.pkl'), '--cfg-options'
+    ] + opts)
     one, two = read_scalars(single)[-1], read_scalars(double)[-1]
     metric_keys = [k for k in one if k.startswith('interp-multi-label/')]
     assert len(metric_keys) == 13

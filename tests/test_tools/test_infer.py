@@ -21,10 +21,9 @@ def trained(tmp_path_factory):
     one tools/train.py dumps into the work dir, as a user would use it."""
     root = tmp_path_factory.mktemp('infer')
     work_dir = str(root / 'work')
-    run_tool(['tools/train.py', CONFIG, '--work-dir', work_dir,
-              '--cfg-options'] +
-             tiny_options(str(root / 'data'), epochs=1, num_train=32,
-                          num_val=8))
+    run_tool(
+        ['tools/train.py', CONFIG, '--work-dir', work_dir, '--cfg-options'] +
+        tiny_options(str(root / 'data'), epochs=1, num_train=32, num_val=8))
     return (osp.join(work_dir, osp.basename(CONFIG)),
             osp.join(work_dir, 'epoch_1.pth'), str(root / 'data'))
 
@@ -62,9 +61,11 @@ def json_run(trained, images, tmp_path_factory):
     missing = str(root / 'not_there.jpg')
     out = str(root / 'results.json')
     show_dir = str(root / 'drawn')
-    proc = run_tool(['tools/infer.py', config, checkpoint, str(images),
-                     missing, '--thr', '0.3', '--out', out, '--show-dir',
-                     show_dir, '--batch-size', '2', '--device', 'cpu'],
+    proc = run_tool([
+        'tools/infer.py', config, checkpoint,
+        str(images), missing, '--thr', '0.3', '--out', out, '--show-dir',
+        show_dir, '--batch-size', '2', '--device', 'cpu'
+    ],
                     check=False)
     records = None
     if osp.isfile(out):
@@ -73,8 +74,7 @@ def json_run(trained, images, tmp_path_factory):
     return proc, records, missing, show_dir
 
 
-def test_infer_writes_json_and_drawings_past_a_missing_image(
-        json_run, images):
+def test_infer_writes_json_and_drawings_past_a_missing_image(json_run, images):
     proc, records, missing, show_dir = json_run
     # Some image failed: non-zero, after processing and writing the rest.
     assert proc.returncode == 1, proc.stderr[-3000:]
@@ -82,9 +82,10 @@ def test_infer_writes_json_and_drawings_past_a_missing_image(
     assert missing in proc.stdout
     assert '5 image(s): 4 predicted, 1 failed' in proc.stdout
 
-    expected = [str(images / name) for name in
-                ('a.jpg', 'b_gray.png', 'c_rgba.png', osp.join('more',
-                                                               'd.bmp'))]
+    expected = [
+        str(images / name) for name in ('a.jpg', 'b_gray.png', 'c_rgba.png',
+                                        osp.join('more', 'd.bmp'))
+    ]
     assert [r['img'] for r in records] == expected + [missing]
     assert 'does not exist' in records[-1]['error']
     assert 'scores' not in records[-1] and records[-1]['labels'] == []
@@ -116,14 +117,17 @@ def test_infer_csv_matches_the_json(trained, images, json_run, tmp_path,
     config, checkpoint, _ = trained
     out = str(tmp_path / 'results.csv')
     tool = load_infer_tool()
-    code = tool.main([config, checkpoint, str(images / '*.png'),
-                      str(images / 'more'), '--topk', '2', '--out', out])
+    code = tool.main([
+        config, checkpoint,
+        str(images / '*.png'),
+        str(images / 'more'), '--topk', '2', '--out', out
+    ])
     assert code == 0
     assert '3 image(s): 3 predicted, 0 failed' in capsys.readouterr().out
     with open(out, newline='') as f:
         rows = list(csv.DictReader(f))
-    assert [osp.basename(r['image']) for r in rows] == [
-        'b_gray.png', 'c_rgba.png', 'd.bmp']
+    assert [osp.basename(r['image'])
+            for r in rows] == ['b_gray.png', 'c_rgba.png', 'd.bmp']
     assert list(rows[0]) == ['image', 'labels', 'error', *DEMO_CATEGORIES]
     assert json_run[1] is not None, json_run[0].stderr[-3000:]
     json_records = {r['img']: r for r in json_run[1]}

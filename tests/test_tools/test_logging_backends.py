@@ -15,8 +15,9 @@ TERMS = ('loss', 'loss_cls', 'loss_ilrb', 'loss_plrb', 'loss_con', 'alpha',
 
 def _mmpretrain_tool(name):
     import mmpretrain
-    return osp.join(osp.dirname(mmpretrain.__file__), '.mim', 'tools',
-                    'analysis_tools', name)
+    return osp.join(
+        osp.dirname(mmpretrain.__file__), '.mim', 'tools', 'analysis_tools',
+        name)
 
 
 def test_tensorboard_backend_logs_the_same_scalars(tmp_path):
@@ -28,24 +29,24 @@ def test_tensorboard_backend_logs_the_same_scalars(tmp_path):
         "    dict(type='LocalVisBackend'),\n"
         "    dict(type='TensorboardVisBackend')])\n")
     work_dir = str(tmp_path / 'work')
-    run_tool(['tools/train.py', str(config), '--work-dir', work_dir,
-              '--cfg-options'] +
-             tiny_options(str(tmp_path / 'data'), epochs=2))
-    events = glob.glob(osp.join(work_dir, '*', 'vis_data',
-                                'events.out.tfevents.*'))
+    run_tool([
+        'tools/train.py',
+        str(config), '--work-dir', work_dir, '--cfg-options'
+    ] + tiny_options(str(tmp_path / 'data'), epochs=2))
+    events = glob.glob(
+        osp.join(work_dir, '*', 'vis_data', 'events.out.tfevents.*'))
     assert len(events) == 1
     accumulator = event_accumulator.EventAccumulator(events[0])
     accumulator.Reload()
-    with open(glob.glob(osp.join(work_dir, '*', 'vis_data',
-                                 'scalars.json'))[0]) as f:
+    with open(
+            glob.glob(osp.join(work_dir, '*', 'vis_data',
+                               'scalars.json'))[0]) as f:
         logged = [json.loads(line) for line in f]
     for term in TERMS + ('interp-multi-label/mAP', ):
         json_values = [(e['step'], e[term]) for e in logged if term in e]
-        tb_values = [(e.step, e.value)
-                     for e in accumulator.Scalars(term)]
+        tb_values = [(e.step, e.value) for e in accumulator.Scalars(term)]
         assert len(json_values) == len(tb_values) > 0, term
-        for (step, value), (tb_step, tb_value) in zip(json_values,
-                                                      tb_values):
+        for (step, value), (tb_step, tb_value) in zip(json_values, tb_values):
             assert tb_step == step
             assert tb_value == pytest.approx(value, rel=1e-6), term
 
@@ -53,6 +54,8 @@ def test_tensorboard_backend_logs_the_same_scalars(tmp_path):
     # the same run's JSON log, one figure per call.
     curve = str(tmp_path / 'terms.png')
     log = glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json'))[0]
-    run_tool([_mmpretrain_tool('analyze_logs.py'), 'plot_curve', log,
-              '--keys', *TERMS, '--out', curve])
+    run_tool([
+        _mmpretrain_tool('analyze_logs.py'), 'plot_curve', log, '--keys',
+        *TERMS, '--out', curve
+    ])
     assert os.path.getsize(curve) > 5000

@@ -5,7 +5,6 @@ import pytest
 import torch
 
 import sarb_mm  # noqa: F401  (checkpoint allowlist)
-
 from .tiny import read_scalars, run_tool, tiny_options
 
 pytestmark = pytest.mark.slow
@@ -18,15 +17,14 @@ def demo_root(tmp_path_factory):
 
 
 def _train(work_dir, demo_root, extra=(), config=CONFIG, check=True):
-    return run_tool(['tools/train.py', config, '--work-dir', work_dir] +
-                    list(extra) + ['--cfg-options'] +
-                    tiny_options(demo_root, epochs=3, num_train=48) +
-                    # prototypes at epochs 0 and 2 only: a resume at epoch 1
-                    # must bring them back from the checkpoint; augmentation
-                    # in 2 worker processes, seeded per epoch.
-                    ['custom_hooks.2.interval=2',
-                     'train_dataloader.num_workers=2'],
-                    check=check)
+    return run_tool(
+        ['tools/train.py', config, '--work-dir', work_dir] + list(extra) +
+        ['--cfg-options'] + tiny_options(demo_root, epochs=3, num_train=48) +
+        # prototypes at epochs 0 and 2 only: a resume at epoch 1
+        # must bring them back from the checkpoint; augmentation
+        # in 2 worker processes, seeded per epoch.
+        ['custom_hooks.2.interval=2', 'train_dataloader.num_workers=2'],
+        check=check)
 
 
 def _state(path):
@@ -85,8 +83,9 @@ def test_resume_restores_everything(tmp_path, demo_root, uninterrupted):
 def test_same_seed_twice_is_identical(tmp_path, demo_root, uninterrupted):
     work_dir = str(tmp_path / 'again')
     _train(work_dir, demo_root)
-    _assert_same_state(_state(osp.join(uninterrupted, 'epoch_3.pth')),
-                       _state(osp.join(work_dir, 'epoch_3.pth')))
+    _assert_same_state(
+        _state(osp.join(uninterrupted, 'epoch_3.pth')),
+        _state(osp.join(work_dir, 'epoch_3.pth')))
     keys = [k for k in read_scalars(work_dir)[-1] if 'multi-label' in k]
     assert keys
     for key in keys:

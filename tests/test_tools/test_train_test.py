@@ -12,8 +12,8 @@ from sarb_mm.datasets import make_partial_labels
 from sarb_mm.datasets.partial_wrapper import full_label_matrix
 from .tiny import read_scalars, run_tool, tiny_options
 
-MMPRETRAIN_TOOLS = osp.join(osp.dirname(mmpretrain.__file__), '.mim', 'tools',
-                            'analysis_tools')
+MMPRETRAIN_TOOLS = osp.join(
+    osp.dirname(mmpretrain.__file__), '.mim', 'tools', 'analysis_tools')
 
 
 @pytest.fixture(scope='module')
@@ -21,15 +21,16 @@ def demo_root(tmp_path_factory):
     return str(tmp_path_factory.mktemp('demo'))
 
 
-@pytest.mark.parametrize('config, sarb', [('configs/baseline_r18_demo_p10.py',
-                                           False),
-                                          ('configs/sarb_r18_demo_p10.py', True)])
+@pytest.mark.parametrize('config, sarb',
+                         [('configs/baseline_r18_demo_p10.py', False),
+                          ('configs/sarb_r18_demo_p10.py', True)])
 def test_train_then_test(tmp_path, demo_root, config, sarb):
     work_dir = str(tmp_path / 'work')
     # SARB blends from epoch 1 here, so epoch 0 trains without blending.
-    run_tool(['tools/train.py', config, '--work-dir', work_dir,
-              '--cfg-options'] + tiny_options(demo_root, sarb=sarb) +
-             (['model.head.blend_start_epoch=1'] if sarb else []))
+    run_tool(
+        ['tools/train.py', config, '--work-dir', work_dir, '--cfg-options'] +
+        tiny_options(demo_root, sarb=sarb) +
+        (['model.head.blend_start_epoch=1'] if sarb else []))
 
     scalars = read_scalars(work_dir)
     train = [s for s in scalars if 'loss' in s]
@@ -48,11 +49,11 @@ def test_train_then_test(tmp_path, demo_root, config, sarb):
         assert last['alpha'] != 0.5
         # mmpretrain's own log tool plots the blending curves.
         curve = str(tmp_path / 'loss_ilrb.png')
-        log = glob.glob(osp.join(work_dir, '*', 'vis_data',
-                                 'scalars.json'))[0]
-        run_tool([osp.join(MMPRETRAIN_TOOLS, 'analyze_logs.py'),
-                  'plot_curve', log, '--keys', 'loss_ilrb', 'loss_plrb',
-                  '--out', curve])
+        log = glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json'))[0]
+        run_tool([
+            osp.join(MMPRETRAIN_TOOLS, 'analyze_logs.py'), 'plot_curve', log,
+            '--keys', 'loss_ilrb', 'loss_plrb', '--out', curve
+        ])
         assert os.path.getsize(curve) > 1000
     val = [s for s in scalars if 'interp-multi-label/mAP' in s][-1]
 
@@ -60,8 +61,13 @@ def test_train_then_test(tmp_path, demo_root, config, sarb):
     saved = np.load(osp.join(work_dir, 'partial_labels.npy'))
     from mmpretrain.registry import DATASETS
     full = full_label_matrix(
-        DATASETS.build(dict(type='SyntheticCocoDataset', data_root=demo_root,
-                            split='train', num_train=64, num_val=40)))
+        DATASETS.build(
+            dict(
+                type='SyntheticCocoDataset',
+                data_root=demo_root,
+                split='train',
+                num_train=64,
+                num_val=40)))
     np.testing.assert_array_equal(saved, make_partial_labels(full, 0.1))
 
     out = str(tmp_path / 'preds.pkl')
@@ -85,8 +91,8 @@ def test_train_then_test(tmp_path, demo_root, config, sarb):
         model=osp.join(work_dir, osp.basename(config)),
         pretrained=osp.join(work_dir, 'epoch_3.pth'),
         device='cpu')
-    image = osp.join(demo_root, 'val', sorted(os.listdir(
-        osp.join(demo_root, 'val')))[0])
+    image = osp.join(demo_root, 'val',
+                     sorted(os.listdir(osp.join(demo_root, 'val')))[0])
     result = inferencer(image)[0]
     assert result['pred_scores'].shape == (12, )
     assert ((result['pred_scores'] > 0) & (result['pred_scores'] < 1)).all()
@@ -94,10 +100,12 @@ def test_train_then_test(tmp_path, demo_root, config, sarb):
 
 def test_class_count_mismatch_stops_before_training(tmp_path, demo_root):
     work_dir = str(tmp_path / 'work')
-    proc = run_tool(['tools/train.py', 'configs/baseline_r18_demo_p10.py',
-                     '--work-dir', work_dir, '--cfg-options'] +
-                    tiny_options(demo_root, sarb=False) +
-                    ['model.head.num_classes=7'], check=False)
+    proc = run_tool(
+        [
+            'tools/train.py', 'configs/baseline_r18_demo_p10.py', '--work-dir',
+            work_dir, '--cfg-options'
+        ] + tiny_options(demo_root, sarb=False) + ['model.head.num_classes=7'],
+        check=False)
     assert proc.returncode != 0
     assert 'has 12 classes but the model head predicts 7' in proc.stderr
     assert 'Epoch(train)' not in proc.stdout + proc.stderr

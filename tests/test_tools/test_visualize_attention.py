@@ -17,19 +17,23 @@ def trained(tmp_path_factory):
     validation image."""
     root = str(tmp_path_factory.mktemp('demo'))
     work_dir = str(tmp_path_factory.mktemp('work'))
-    run_tool(['tools/train.py', 'configs/sarb_r18_demo_p10.py',
-              '--work-dir', work_dir, '--cfg-options'] +
-             tiny_options(root, epochs=1, num_train=32, num_val=8))
-    return dict(config=osp.join(work_dir, 'sarb_r18_demo_p10.py'),
-                checkpoint=osp.join(work_dir, 'epoch_1.pth'),
-                image=osp.join(root, 'val', 'val_000001.jpg'))
+    run_tool([
+        'tools/train.py', 'configs/sarb_r18_demo_p10.py', '--work-dir',
+        work_dir, '--cfg-options'
+    ] + tiny_options(root, epochs=1, num_train=32, num_val=8))
+    return dict(
+        config=osp.join(work_dir, 'sarb_r18_demo_p10.py'),
+        checkpoint=osp.join(work_dir, 'epoch_1.pth'),
+        image=osp.join(root, 'val', 'val_000001.jpg'))
 
 
 def test_figure_and_scores(trained, tmp_path):
     out = str(tmp_path / 'attention.png')
-    proc = run_tool(['tools/visualize_attention.py', trained['config'],
-                     trained['checkpoint'], trained['image'], '--topk', '2',
-                     '--out', out, '--device', 'cpu'])
+    proc = run_tool([
+        'tools/visualize_attention.py', trained['config'],
+        trained['checkpoint'], trained['image'], '--topk', '2', '--out', out,
+        '--device', 'cpu'
+    ])
     printed = re.findall(r'^(\w+): (\d\.\d{4})$', proc.stdout, re.M)
     assert len(printed) == 2
     assert f'Saved the attention figure to {out}' in proc.stdout
@@ -41,7 +45,8 @@ def test_figure_and_scores(trained, tmp_path):
     result = class_attention(model, trained['image'], topk=2)
     assert [name for name, _ in printed] == result.classes
     np.testing.assert_allclose([float(s) for _, s in printed],
-                               result.scores, atol=1e-4)
+                               result.scores,
+                               atol=1e-4)
     assert result.scores[0] >= result.scores[1]
 
     pixels = np.asarray(Image.open(out).convert('RGB'), dtype=np.float64)
@@ -63,10 +68,11 @@ def run_in_process(args, monkeypatch, capsys):
 def test_unknown_class_is_a_clean_error(trained, tmp_path, monkeypatch,
                                         capsys):
     out = tmp_path / 'attention.png'
-    code, err = run_in_process(
-        [trained['config'], trained['checkpoint'], trained['image'],
-         '--classes', 'red_circle', 'dog', '--out', str(out)], monkeypatch,
-        capsys)
+    code, err = run_in_process([
+        trained['config'], trained['checkpoint'], trained['image'],
+        '--classes', 'red_circle', 'dog', '--out',
+        str(out)
+    ], monkeypatch, capsys)
     assert code == 2, err
     assert err.startswith('visualize_attention.py: error: ')
     assert "Unknown class name(s) 'dog'" in err
@@ -77,10 +83,11 @@ def test_unknown_class_is_a_clean_error(trained, tmp_path, monkeypatch,
 def test_baseline_config_is_a_clean_error(trained, tmp_path, monkeypatch,
                                           capsys):
     out = tmp_path / 'attention.png'
-    code, err = run_in_process(
-        [osp.join(REPO, 'configs', 'baseline_r18_demo_p10.py'),
-         trained['checkpoint'], trained['image'], '--out', str(out)],
-        monkeypatch, capsys)
+    code, err = run_in_process([
+        osp.join(REPO, 'configs', 'baseline_r18_demo_p10.py'),
+        trained['checkpoint'], trained['image'], '--out',
+        str(out)
+    ], monkeypatch, capsys)
     assert code == 2, err
     assert ('has model.neck type GlobalAveragePooling. Use a SARB config'
             in err)

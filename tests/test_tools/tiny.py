@@ -52,15 +52,16 @@ def run_tool(args, timeout=600, env=None, check=True):
     """Run a tools/ script; fail with its output when it fails."""
     env = dict(os.environ if env is None else env)
     env['PYTHONPATH'] = REPO  # test-only hooks under tests/
-    proc = subprocess.run([sys.executable] + args,
-                          cwd=REPO,
-                          capture_output=True,
-                          text=True,
-                          timeout=timeout,
-                          env=env)
+    proc = subprocess.run(
+        [sys.executable] + args,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env)
     if check:
-        assert proc.returncode == 0, (proc.stdout[-4000:] +
-                                      proc.stderr[-4000:])
+        assert proc.returncode == 0, (
+            proc.stdout[-4000:] + proc.stderr[-4000:])
     return proc
 
 

@@ -32,8 +32,8 @@ def test_malformed_cfg_options_are_usage_errors(item, match, capsys):
 
 
 def _args(path):
-    return SimpleNamespace(config=str(path), local_rank=0, launcher='none',
-                           work_dir=None)
+    return SimpleNamespace(
+        config=str(path), local_rank=0, launcher='none', work_dir=None)
 
 
 def test_config_problems_are_named(tmp_path):
@@ -45,8 +45,8 @@ def test_config_problems_are_named(tmp_path):
     base.write_text('a = dict(\n    b=1,\n    c=)\n')
     leaf = tmp_path / 'leaf.py'
     leaf.write_text("_base_ = './base.py'\nd = 2\n")
-    with pytest.raises(InvalidInputError,
-                       match=f'Syntax error in config {base}, line 3'):
+    with pytest.raises(
+            InvalidInputError, match=f'Syntax error in config {base}, line 3'):
         load_config(_args(leaf))
     base.write_text('a = dict(b=1)\n')
     leaf.write_text("_base_ = './base.py'\nd = {{_base_.nope}}\n")
@@ -59,8 +59,9 @@ def test_config_problems_are_named(tmp_path):
 
 def test_cfg_option_through_a_scalar_names_the_key():
     cfg = Config(dict(model=dict(head=3)))
-    with pytest.raises(InvalidInputError,
-                       match=r'--cfg-options model.head.num_classes=5'):
+    with pytest.raises(
+            InvalidInputError,
+            match=r'--cfg-options model.head.num_classes=5'):
         merge_cfg_options(cfg, {'model.head.num_classes': 5})
     merge_cfg_options(cfg, {'model.neck': 1})
     assert cfg.model.neck == 1
@@ -86,8 +87,10 @@ def test_run_tool_prints_bad_input_without_traceback(capsys):
         raise TypeError('unsupported operand type(s)')
 
     def bug_with_keyword():  # inside code, not at a config call site
+
         def inner(a):
             return a
+
         inner(b=1)
 
     for main, match in ((bad_input, 'Config key x is wrong.'),

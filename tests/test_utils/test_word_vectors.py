@@ -26,7 +26,8 @@ def _write_glove(path, words, dim=5, seed=0):
 def test_multi_word_names_are_averaged(tmp_path):
     table = _write_glove(tmp_path / 'g.txt', ['traffic', 'light', 'cat'])
     vectors = build_word_vectors(['traffic light', 'cat'],
-                                 str(tmp_path / 'g.txt'), dim=5)
+                                 str(tmp_path / 'g.txt'),
+                                 dim=5)
     np.testing.assert_allclose(
         vectors[0], (table['traffic'] + table['light']) / 2, atol=1e-5)
     np.testing.assert_allclose(vectors[1], table['cat'], atol=1e-5)
@@ -34,10 +35,12 @@ def test_multi_word_names_are_averaged(tmp_path):
 
 def test_missing_words_are_listed(tmp_path):
     _write_glove(tmp_path / 'g.txt', ['cat'])
-    with pytest.raises(InvalidInputError,
-                       match="lacks words of 1 classes: 'hair drier': "
-                       r"\['hair', 'drier'\]"):
-        build_word_vectors(['cat', 'hair drier'], str(tmp_path / 'g.txt'),
+    with pytest.raises(
+            InvalidInputError,
+            match="lacks words of 1 classes: 'hair drier': "
+            r"\['hair', 'drier'\]"):
+        build_word_vectors(['cat', 'hair drier'],
+                           str(tmp_path / 'g.txt'),
                            dim=5)
 
 
@@ -45,16 +48,22 @@ def test_tool_writes_voc_file_the_neck_loads(tmp_path):
     words = sorted({w for n in VOC2007_CLASSES for w in name_to_words(n)})
     table = _write_glove(tmp_path / 'g.txt', words)
     out = tmp_path / 'voc.npy'
-    run_tool(['tools/make_word_vectors.py', str(tmp_path / 'g.txt'),
-              str(out), '--dataset', 'voc', '--dim', '5'])
+    run_tool([
+        'tools/make_word_vectors.py',
+        str(tmp_path / 'g.txt'),
+        str(out), '--dataset', 'voc', '--dim', '5'
+    ])
     vectors = np.load(out)
     assert vectors.shape == (20, 5)
     dining = VOC2007_CLASSES.index('diningtable')
-    np.testing.assert_allclose(vectors[dining],
-                               (table['dining'] + table['table']) / 2,
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        vectors[dining], (table['dining'] + table['table']) / 2, atol=1e-5)
     neck = SemanticDecouplingNeck(
-        20, in_channels=8, feat_channels=8, embed_dims=5, attn_channels=4,
+        20,
+        in_channels=8,
+        feat_channels=8,
+        embed_dims=5,
+        attn_channels=4,
         word_vectors=str(out))
     torch.testing.assert_close(neck.embeddings, torch.from_numpy(vectors))
 
@@ -63,9 +72,13 @@ def test_tool_refuses_vg_placeholder_names(tmp_path):
     names = tmp_path / 'names.txt'
     names.write_text('vg_class_000\nvg_class_001\n')
     _write_glove(tmp_path / 'g.txt', ['vg', 'class', '000', '001'])
-    proc = run_tool(['tools/make_word_vectors.py', str(tmp_path / 'g.txt'),
-                     str(tmp_path / 'out.npy'), '--classes', str(names),
-                     '--dim', '5'], check=False)
+    proc = run_tool([
+        'tools/make_word_vectors.py',
+        str(tmp_path / 'g.txt'),
+        str(tmp_path / 'out.npy'), '--classes',
+        str(names), '--dim', '5'
+    ],
+                    check=False)
     assert proc.returncode != 0 and 'placeholders' in proc.stderr
     assert not (tmp_path / 'out.npy').exists()
 
@@ -73,10 +86,11 @@ def test_tool_refuses_vg_placeholder_names(tmp_path):
 @pytest.mark.parametrize('dim, found', [(300, 5), (4, 5), (6, 5)])
 def test_wrong_dim_is_named_from_the_first_line(tmp_path, dim, found):
     _write_glove(tmp_path / 'g.txt', ['cat'])
-    with pytest.raises(InvalidInputError,
-                       match=f'holds {found}-dimensional vectors .* but the '
-                       f'vector width \\(--dim\\) is {dim}\\. Pass --dim '
-                       f'{found}'):
+    with pytest.raises(
+            InvalidInputError,
+            match=f'holds {found}-dimensional vectors .* but the '
+            f'vector width \\(--dim\\) is {dim}\\. Pass --dim '
+            f'{found}'):
         build_word_vectors(['cat'], str(tmp_path / 'g.txt'), dim=dim)
 
 
@@ -87,8 +101,8 @@ def test_numeric_first_token_is_not_a_width_error(tmp_path):
         build_word_vectors(['cat', '1'], str(path), dim=3),
         np.float32([[1, 2, 3], [0.1, 0.2, 0.3]]))
     path.write_text('just words here\n')
-    with pytest.raises(InvalidInputError,
-                       match='first lines do not all end in numbers'):
+    with pytest.raises(
+            InvalidInputError, match='first lines do not all end in numbers'):
         read_glove(str(path), ['cat'], dim=3)
 
 
@@ -96,9 +110,10 @@ def test_non_finite_vectors_are_refused_naming_the_words(tmp_path):
     path = tmp_path / 'g.txt'
     path.write_text('the 1 2 3\ncat nan 0 0\ndog 0 1e39 0\n'
                     'red 1 2 3\nbird 0 -inf 0\n')
-    with pytest.raises(InvalidInputError,
-                       match=r"in the vectors of 3 words: 'cat' \(line 2\), "
-                       r"'dog' \(line 3\), 'bird' \(line 5\)\."):
+    with pytest.raises(
+            InvalidInputError,
+            match=r"in the vectors of 3 words: 'cat' \(line 2\), "
+            r"'dog' \(line 3\), 'bird' \(line 5\)\."):
         build_word_vectors(['cat', 'dog', 'red bird'], str(path), dim=3)
     # Words that are not asked for do not matter.
     np.testing.assert_array_equal(
@@ -129,8 +144,11 @@ def test_tool_appends_npy_and_reports_the_real_path(tmp_path):
     words = sorted({w for n in VOC2007_CLASSES for w in name_to_words(n)})
     _write_glove(tmp_path / 'g.txt', words)
     out = tmp_path / 'sub' / 'voc'
-    proc = run_tool(['tools/make_word_vectors.py', str(tmp_path / 'g.txt'),
-                     str(out), '--dataset', 'voc', '--dim', '5'])
+    proc = run_tool([
+        'tools/make_word_vectors.py',
+        str(tmp_path / 'g.txt'),
+        str(out), '--dataset', 'voc', '--dim', '5'
+    ])
     assert f'to {out}.npy (.npy appended to {str(out)!r})' in proc.stdout
     assert not out.exists()
     assert np.load(f'{out}.npy').shape == (20, 5)
@@ -138,8 +156,11 @@ def test_tool_appends_npy_and_reports_the_real_path(tmp_path):
 
 def test_tool_errors_have_no_traceback(tmp_path):
     _write_glove(tmp_path / 'g.txt', ['cat', 'dog'])
-    proc = run_tool(['tools/make_word_vectors.py', str(tmp_path / 'g.txt'),
-                     str(tmp_path / 'out.npy'), '--dataset', 'voc'],
+    proc = run_tool([
+        'tools/make_word_vectors.py',
+        str(tmp_path / 'g.txt'),
+        str(tmp_path / 'out.npy'), '--dataset', 'voc'
+    ],
                     check=False)  # --dim 300 on a 5-d file
     assert proc.returncode == 2
     assert 'Traceback' not in proc.stderr

@@ -48,7 +48,8 @@ def main():
     ]
 
     cases = {
-        'voc_average_precision': lambda: voc_average_precision(scores, labels),
+        'voc_average_precision':
+        lambda: voc_average_precision(scores, labels),
         'multilabel_prf(thr=0.5)':
         lambda: multilabel_prf(scores, labels, thr=0.5),
         'multilabel_prf(thr=0.5, topk=3)':

@@ -24,16 +24,15 @@ from sarb_mm.models.utils import kmeans
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
-    parser.add_argument('--sizes',
-                        type=int,
-                        nargs='+',
-                        default=[100, 500, 1000, 2000, 4500, 40000],
-                        help='points per class')
+    parser.add_argument(
+        '--sizes',
+        type=int,
+        nargs='+',
+        default=[100, 500, 1000, 2000, 4500, 40000],
+        help='points per class')
     parser.add_argument('--dim', type=int, default=1024)
-    parser.add_argument('--k',
-                        type=int,
-                        default=10,
-                        help='prototypes per class')
+    parser.add_argument(
+        '--k', type=int, default=10, help='prototypes per class')
     parser.add_argument('--repeats', type=int, default=3)
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument(
@@ -96,8 +95,9 @@ def main():
         raise SystemExit('--device cuda was asked but torch sees no GPU; '
                          'use --device cpu.')
     device = args.device
-    name = (torch.cuda.get_device_name() if device == 'cuda' else
-            f'cpu, {torch.get_num_threads()} torch threads')
+    name = (
+        torch.cuda.get_device_name() if device == 'cuda' else
+        f'cpu, {torch.get_num_threads()} torch threads')
     print(f'kmeans per class, D={args.dim}, k={args.k}, {name}, median of '
           f'{args.repeats}; inertia relative to scikit-learn '
           'KMeans(n_init=10)')
@@ -124,8 +124,9 @@ def main():
             ratios = f'{row[0][1] / ref:>9.4f} {row[1][1] / ref:>9.4f}'
         else:
             ratios = f'{"-":>9} {"-":>9}'
-        print(f'{size:>8} {row[0][0]:>11.3f} {row[1][0]:>12.3f} {ratios}',
-              flush=True)
+        print(
+            f'{size:>8} {row[0][0]:>11.3f} {row[1][0]:>12.3f} {ratios}',
+            flush=True)
     print(f'{"total":>8} {totals[0]:>11.3f} {totals[1]:>12.3f}')
 
 

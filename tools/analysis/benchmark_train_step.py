@@ -5,7 +5,8 @@ BASELINE config with the same input (and their ratio), and optionally the
 efficient semantic-decoupling neck against the naive form.
 
 Example:
-    python tools/analysis/benchmark_train_step.py configs/sarb_r101_coco_p10.py \
+    python tools/analysis/benchmark_train_step.py \
+        configs/sarb_r101_coco_p10.py \
         --baseline configs/baseline_r101_coco_p10.py --compare-neck
 """
 import argparse
@@ -29,8 +30,8 @@ def parse_args():
     parser.add_argument('--img-size', type=int, default=448)
     parser.add_argument('--steps', type=int, default=5)
     parser.add_argument('--warmup', type=int, default=1)
-    parser.add_argument('--device', default='cuda' if torch.cuda.is_available()
-                        else 'cpu')
+    parser.add_argument(
+        '--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument(
         '--compare-neck',
         action='store_true',
@@ -51,8 +52,9 @@ def build_model(path, args):
     if hasattr(head, 'set_prototypes'):  # SARB: blending fully on
         num_classes = head.num_classes
         head.cooccurrence.copy_(torch.rand(num_classes, num_classes))
-        head.set_prototypes(torch.randn_like(head.prototypes),
-                            torch.ones_like(head.prototype_mask))
+        head.set_prototypes(
+            torch.randn_like(head.prototypes),
+            torch.ones_like(head.prototype_mask))
         head.set_progress(head.blend_start_epoch, 1, 2)
     return model
 
@@ -60,8 +62,10 @@ def build_model(path, args):
 def synthetic_batch(model, args, generator):
     num_classes = model.head.num_classes
     images = torch.randint(
-        0, 256, (args.batch_size, 3, args.img_size, args.img_size),
-        generator=generator, dtype=torch.uint8)
+        0,
+        256, (args.batch_size, 3, args.img_size, args.img_size),
+        generator=generator,
+        dtype=torch.uint8)
     targets = torch.randint(
         -1, 2, (args.batch_size, num_classes), generator=generator)
     samples = [DataSample().set_gt_score(t.float()) for t in targets]
@@ -120,8 +124,8 @@ def compare_neck(model, args):
     in_channels = neck.reduce[0].in_channels if isinstance(
         neck.reduce, torch.nn.Sequential) else neck.feature_proj.in_features
     side = args.img_size // stride
-    x = torch.randn(args.batch_size, in_channels, side, side,
-                    device=args.device)
+    x = torch.randn(
+        args.batch_size, in_channels, side, side, device=args.device)
     neck.eval()
 
     def timed(fn):

@@ -32,8 +32,9 @@ def parse_args():
 
 def final_metrics(work_dir):
     """Last validation entry of the newest finished run, or None."""
-    for path in sorted(glob.glob(osp.join(work_dir, '*', 'vis_data',
-                                          'scalars.json')))[::-1]:
+    for path in sorted(
+            glob.glob(osp.join(work_dir, '*', 'vis_data',
+                               'scalars.json')))[::-1]:
         with open(path) as f:
             entries = [json.loads(line) for line in f]
         evals = [e for e in entries if KEYS[0] in e]
@@ -47,11 +48,13 @@ def run(config, seed, work_dir, extra):
     if metrics is not None:
         return metrics, None
     start = time.time()
-    subprocess.run([
-        sys.executable, 'tools/train.py', config, '--work-dir', work_dir,
-        '--cfg-options', f'randomness.seed={seed}',
-        f'train_dataloader.dataset.seed={seed}'
-    ] + extra, check=True)
+    subprocess.run(
+        [
+            sys.executable, 'tools/train.py', config, '--work-dir', work_dir,
+            '--cfg-options', f'randomness.seed={seed}',
+            f'train_dataloader.dataset.seed={seed}'
+        ] + extra,
+        check=True)
     open(osp.join(work_dir, 'done'), 'w').close()
     return final_metrics(work_dir), time.time() - start
 
@@ -66,13 +69,15 @@ def main():
             work_dir = osp.join(args.work_root, f'{name}_seed{seed}')
             metrics, seconds = run(config, seed, work_dir, args.cfg_options)
             took = f'{seconds / 60:.1f} min' if seconds else 'reused'
-            print(f'{name} seed {seed}: ' + ', '.join(
-                f'{k.split("/")[1]} {metrics[k]:.2f}' for k in KEYS) +
-                  f' ({took})', flush=True)
+            print(
+                f'{name} seed {seed}: ' +
+                ', '.join(f'{k.split("/")[1]} {metrics[k]:.2f}'
+                          for k in KEYS) + f' ({took})',
+                flush=True)
             results.append(metrics)
         rows.append((name, results))
     print(f'\n{"config":28s} ' + ' '.join(f'{k.split("/")[1]:>15s}'
-                                           for k in KEYS))
+                                          for k in KEYS))
     for name, results in rows:
         cells = []
         for key in KEYS:

@@ -20,9 +20,9 @@ import subprocess
 import sys
 
 from sarb_mm.analysis.sweep import (check_proportions, check_sweepable,
-                                    collect_sweep, format_markdown,
-                                    plot_sweep, read_run, run_dir,
-                                    table_rows, train_command, write_csv)
+                                    collect_sweep, format_markdown, plot_sweep,
+                                    read_run, run_dir, table_rows,
+                                    train_command, write_csv)
 from sarb_mm.utils.launch import run_tool
 
 
@@ -31,23 +31,37 @@ def parse_args():
     sub = parser.add_subparsers(dest='mode', required=True)
     run = sub.add_parser('run', help='train, then collect')
     run.add_argument('configs', nargs='+')
-    run.add_argument('--known', nargs='+', type=int,
-                     default=[10, 30, 50, 70, 90],
-                     help='known-label proportions in percent')
-    run.add_argument('--print-only', action='store_true',
-                     help='print the training commands and stop')
-    run.add_argument('--launch',
-                     help="launcher template with {config}, e.g. "
-                     "'bash tools/dist_train.sh {config} 8'")
-    run.add_argument('--cfg-options', nargs='+', default=[],
-                     help='extra KEY=VALUE options for every run')
+    run.add_argument(
+        '--known',
+        nargs='+',
+        type=int,
+        default=[10, 30, 50, 70, 90],
+        help='known-label proportions in percent')
+    run.add_argument(
+        '--print-only',
+        action='store_true',
+        help='print the training commands and stop')
+    run.add_argument(
+        '--launch',
+        help="launcher template with {config}, e.g. "
+        "'bash tools/dist_train.sh {config} 8'")
+    run.add_argument(
+        '--cfg-options',
+        nargs='+',
+        default=[],
+        help='extra KEY=VALUE options for every run')
     collect = sub.add_parser('collect', help='tabulate finished runs')
     for p in (run, collect):
         p.add_argument('--work-root', default='work_dirs/sweep')
-        p.add_argument('--metrics', nargs='+', default=['mAP'],
-                       help='tables to write (mAP, CF1, OF1, ...)')
-        p.add_argument('--out', help='output prefix for PREFIX_<metric>.md/'
-                       '.csv and PREFIX_mAP.png (default WORK_ROOT/sweep)')
+        p.add_argument(
+            '--metrics',
+            nargs='+',
+            default=['mAP'],
+            help='tables to write (mAP, CF1, OF1, ...)')
+        p.add_argument(
+            '--out',
+            help='output prefix for PREFIX_<metric>.md/'
+            '.csv and PREFIX_mAP.png (default WORK_ROOT/sweep)')
     collect.add_argument('work_root_pos', nargs='?', metavar='WORK_ROOT')
     return parser.parse_args()
 

@@ -15,21 +15,30 @@ crop_sizes = (72, 64, 56)
 # configs import sarb_mm), under the name mmpretrain's tools look for.
 train_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(72, 72), interpolation='bicubic',
-         backend='pillow'),
+    dict(
+        type='Resize',
+        scale=(72, 72),
+        interpolation='bicubic',
+        backend='pillow'),
     dict(
         type='RandomChoice',
         transforms=[[dict(type='RandomCrop', crop_size=size)]
                     for size in crop_sizes]),
-    dict(type='Resize', scale=(64, 64), interpolation='bicubic',
-         backend='pillow'),
+    dict(
+        type='Resize',
+        scale=(64, 64),
+        interpolation='bicubic',
+        backend='pillow'),
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
     dict(type='PackInputs'),
 ]
 test_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(64, 64), interpolation='bicubic',
-         backend='pillow'),
+    dict(
+        type='Resize',
+        scale=(64, 64),
+        interpolation='bicubic',
+        backend='pillow'),
     dict(type='PackInputs'),
 ]
 # tools/test.py --tta: every image and its mirror image, scores averaged

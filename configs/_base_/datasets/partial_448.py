@@ -5,22 +5,31 @@ crop_sizes = (512, 448, 384, 320, 256)
 # configs import sarb_mm), under the name mmpretrain's tools look for.
 train_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(512, 512), interpolation='bicubic',
-         backend='pillow'),
+    dict(
+        type='Resize',
+        scale=(512, 512),
+        interpolation='bicubic',
+        backend='pillow'),
     # A square crop whose side is drawn uniformly from crop_sizes.
     dict(
         type='RandomChoice',
         transforms=[[dict(type='RandomCrop', crop_size=size)]
                     for size in crop_sizes]),
-    dict(type='Resize', scale=(448, 448), interpolation='bicubic',
-         backend='pillow'),
+    dict(
+        type='Resize',
+        scale=(448, 448),
+        interpolation='bicubic',
+        backend='pillow'),
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
     dict(type='PackInputs'),
 ]
 test_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(448, 448), interpolation='bicubic',
-         backend='pillow'),
+    dict(
+        type='Resize',
+        scale=(448, 448),
+        interpolation='bicubic',
+        backend='pillow'),
     # VOC with difficult='ignore': the metric leaves these entries out.
     dict(type='PackInputs', algorithm_keys=('gt_label_difficult', )),
 ]

@@ -20,5 +20,5 @@ model = dict(
         num_prototypes=10,
         blend_start_epoch=2,
         loss=dict(type='PartialBCELoss'),
-        contrastive_loss=dict(type='CategoryContrastiveLoss',
-                              loss_weight=0.05)))
+        contrastive_loss=dict(
+            type='CategoryContrastiveLoss', loss_weight=0.05)))

@@ -15,8 +15,8 @@ def epoch_rank_seed(seed: int, epoch: int, rank: int) -> int:
     rank 1 of epoch 0 would replay rank 0 of epoch 1).
     """
     return int(
-        np.random.SeedSequence([seed, epoch, rank]).generate_state(
-            1, dtype=np.uint32)[0])
+        np.random.SeedSequence([seed, epoch,
+                                rank]).generate_state(1, dtype=np.uint32)[0])
 
 
 @HOOKS.register_module()

@@ -113,8 +113,7 @@ class PartialLabelHook(Hook):
         current = _fingerprint(dataset)
         if osp.exists(path):
             try:
-                previous = split_fingerprint(np.load(path,
-                                                     allow_pickle=False))
+                previous = split_fingerprint(np.load(path, allow_pickle=False))
             except Exception as err:  # unreadable: still never overwrite
                 previous = f'unreadable ({type(err).__name__})'
             if previous == current:

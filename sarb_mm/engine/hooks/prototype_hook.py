@@ -169,8 +169,8 @@ class PrototypeHook(Hook):
             'positives.')
 
     @staticmethod
-    def _collect_positives(model, dataloader
-                           ) -> Tuple[torch.Tensor, torch.Tensor]:
+    def _collect_positives(model,
+                           dataloader) -> Tuple[torch.Tensor, torch.Tensor]:
         was_training = model.training
         model.eval()
         features, keys = [], []
@@ -179,8 +179,8 @@ class PrototypeHook(Hook):
             data = model.data_preprocessor(data, False)
             category_features = model.extract_feat(data['inputs'])[-1]
             samples = data['data_samples']
-            targets = torch.stack([s.gt_score for s in samples]).to(
-                category_features.device)
+            targets = torch.stack([s.gt_score for s in samples
+                                   ]).to(category_features.device)
             sample_idx = torch.tensor([s.sample_idx for s in samples],
                                       device=targets.device)
             image, cls = torch.nonzero(targets > 0, as_tuple=True)

@@ -94,8 +94,8 @@ class SARBHead(MultiLabelClsHead):
         self.register_buffer('cooccurrence',
                              torch.zeros(num_classes, num_classes))
         self.register_buffer(
-            'prototypes',
-            torch.zeros(num_classes, num_prototypes, in_channels))
+            'prototypes', torch.zeros(num_classes, num_prototypes,
+                                      in_channels))
         self.register_buffer('prototype_mask',
                              torch.zeros(num_classes, dtype=torch.bool))
         self.progress: Optional[Tuple[int, int, int]] = None
@@ -114,10 +114,11 @@ class SARBHead(MultiLabelClsHead):
         self.prototypes.copy_(prototypes)
         self.prototype_mask.copy_(mask)
 
-    def classify(self,
-                 features: torch.Tensor,
-                 variants: Sequence[Tuple[torch.Tensor, torch.Tensor]] = ()
-                 ) -> torch.Tensor:
+    def classify(
+        self,
+        features: torch.Tensor,
+        variants: Sequence[Tuple[torch.Tensor, torch.Tensor]] = ()
+    ) -> torch.Tensor:
         """Logits of category features (B, C, D) and of blended variants.
 
         Args:
@@ -154,8 +155,8 @@ class SARBHead(MultiLabelClsHead):
         if self.progress is None:
             return False, False
         started = self.progress[0] >= self.blend_start_epoch
-        return (started and self.use_ilrb,
-                started and self.use_plrb and self.has_prototypes)
+        return (started and self.use_ilrb, started and self.use_plrb
+                and self.has_prototypes)
 
     def idle_parameters(self) -> List[nn.Parameter]:
         """Parameters that take no part in the current step's loss.
@@ -167,11 +168,14 @@ class SARBHead(MultiLabelClsHead):
         decay and momentum leave them and their state untouched too.
         """
         ilrb, plrb = self.blending_active()
-        return [p for p, active in ((self.alpha, ilrb), (self.beta, plrb))
-                if not active]
+        return [
+            p for p, active in ((self.alpha, ilrb), (self.beta, plrb))
+            if not active
+        ]
 
     def loss(self, feats: Sequence[torch.Tensor],
-             data_samples: List[DataSample], **kwargs) -> Dict[str, torch.Tensor]:
+             data_samples: List[DataSample],
+             **kwargs) -> Dict[str, torch.Tensor]:
         features = self.pre_logits(feats)
         targets = self._partial_targets(data_samples, features.device)
         if self.progress is None:
@@ -186,25 +190,22 @@ class SARBHead(MultiLabelClsHead):
             blended, soft = instance_blend(features, targets,
                                            self.alpha.clamp(0, 1))
             names.append('loss_ilrb')
-            variants.append((blended - features,
-                             instance_blend_mask(targets)))
+            variants.append((blended - features, instance_blend_mask(targets)))
             branch_targets.append(soft)
         if run_plrb:
             index = int(torch.randint(self.num_prototypes, (1, )))
             classes = draw_prototype_classes(targets, self.prototype_mask)
             blended, soft = prototype_blend(features, targets,
-                                            self.prototypes[:, index],
-                                            classes, self.beta.clamp(0, 1))
+                                            self.prototypes[:, index], classes,
+                                            self.beta.clamp(0, 1))
             names.append('loss_plrb')
             variants.append((blended - features,
-                             prototype_blend_mask(classes,
-                                                  self.num_classes)))
+                             prototype_blend_mask(classes, self.num_classes)))
             branch_targets.append(soft)
 
         # The (up to) 3B copies go through the same weights in one batch;
         # the blended ones only differ from F on their masked entries.
-        logits = self.classify(features,
-                               variants).split(features.shape[0])
+        logits = self.classify(features, variants).split(features.shape[0])
         weights = dict(
             loss_cls=1.0,
             loss_ilrb=self.ilrb_loss_weight,
@@ -212,8 +213,7 @@ class SARBHead(MultiLabelClsHead):
         # Every key from the first iteration on (0 while a branch is idle),
         # as the published logs have them, so log tools find every curve.
         losses = {name: features.new_zeros(()) for name in weights}
-        for name, branch_logits, target in zip(names, logits,
-                                               branch_targets):
+        for name, branch_logits, target in zip(names, logits, branch_targets):
             losses[name] = weights[name] * self.loss_module(
                 branch_logits, target)
         idle = self.idle_parameters()

@@ -21,10 +21,10 @@ def _subsample(terms: torch.Tensor, num_pos: int,
     return torch.cat([random_terms, hardest])
 
 
-def category_contrastive_loss(features: torch.Tensor,
-                              targets: torch.Tensor,
-                              generator: Optional[torch.Generator] = None
-                              ) -> torch.Tensor:
+def category_contrastive_loss(
+        features: torch.Tensor,
+        targets: torch.Tensor,
+        generator: Optional[torch.Generator] = None) -> torch.Tensor:
     """Contrast each class's features across every image pair i < j.
 
     With s the cosine similarity of ``F[i,c]`` and ``F[j,c]``: both known
@@ -59,12 +59,12 @@ def _contrastive(features: torch.Tensor, targets: torch.Tensor,
     # (unique, so the indexing's backward accumulates deterministically).
     per_class = normed.transpose(0, 1)  # (C, B, D)
     cosine = torch.bmm(per_class, per_class.transpose(1, 2))[:, first,
-                                                            second].T
+                                                             second].T
     t_first, t_second = targets[first], targets[second]
     pos_pos = (t_first > 0) & (t_second > 0)
     neg_neg = (t_first < 0) & (t_second < 0)
     pos_neg = ((t_first > 0) & (t_second < 0)) | ((t_first < 0) &
-                                                   (t_second > 0))
+                                                  (t_second > 0))
     pos_terms = (1 - cosine)[pos_pos]
     neg_neg_terms = (1 + cosine)[neg_neg]
     pos_neg_terms = (1 + cosine)[pos_neg]
@@ -88,10 +88,9 @@ class CategoryContrastiveLoss(nn.Module):
 
     def __init__(self, loss_weight: float = 0.05) -> None:
         super().__init__()
-        self.loss_weight = check_weight(
-            loss_weight, 'CategoryContrastiveLoss loss_weight')
+        self.loss_weight = check_weight(loss_weight,
+                                        'CategoryContrastiveLoss loss_weight')
 
     def forward(self, features: torch.Tensor, targets: torch.Tensor,
                 **kwargs) -> torch.Tensor:
-        return self.loss_weight * category_contrastive_loss(
-            features, targets)
+        return self.loss_weight * category_contrastive_loss(features, targets)

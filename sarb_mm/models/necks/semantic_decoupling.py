@@ -38,7 +38,8 @@ class _TanhProductScore(torch.autograd.Function):
 
 
 def semantic_attention(proj_features: torch.Tensor,
-                       proj_embeddings: torch.Tensor, score_weight: torch.Tensor,
+                       proj_embeddings: torch.Tensor,
+                       score_weight: torch.Tensor,
                        score_bias: torch.Tensor) -> torch.Tensor:
     """Category-wise attention over positions, softmax-normalised.
 
@@ -56,9 +57,9 @@ def semantic_attention(proj_features: torch.Tensor,
     Returns:
         Tensor: Attention (B, N, C) in float32, summing to 1 over N.
     """
-    scores = _TanhProductScore.apply(
-        proj_features, proj_embeddings.to(proj_features.dtype),
-        score_weight.to(proj_features.dtype))
+    scores = _TanhProductScore.apply(proj_features,
+                                     proj_embeddings.to(proj_features.dtype),
+                                     score_weight.to(proj_features.dtype))
     return (scores + score_bias).float().softmax(dim=1)
 
 
@@ -95,10 +96,10 @@ class SemanticDecouplingNeck(BaseModule):
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         self.num_classes = check_int(num_classes, 'neck num_classes')
-        for name, value in (('in_channels', in_channels),
-                            ('feat_channels', feat_channels),
-                            ('embed_dims', embed_dims),
-                            ('attn_channels', attn_channels)):
+        for name, value in (('in_channels', in_channels), ('feat_channels',
+                                                           feat_channels),
+                            ('embed_dims', embed_dims), ('attn_channels',
+                                                         attn_channels)):
             check_int(value, f'neck {name}')
         if in_channels != feat_channels:
             self.reduce = nn.Sequential(
@@ -146,8 +147,9 @@ class SemanticDecouplingNeck(BaseModule):
         return attention.transpose(1, 2).reshape(batch, num_classes, height,
                                                  width)
 
-    def _decouple(self, inputs: Sequence[torch.Tensor]
-                  ) -> Tuple[torch.Tensor, torch.Tensor, Tuple[int, int]]:
+    def _decouple(
+        self, inputs: Sequence[torch.Tensor]
+    ) -> Tuple[torch.Tensor, torch.Tensor, Tuple[int, int]]:
         """Reduced features (B, N, D), attention (B, N, C) and (H, W)."""
         x = self.reduce(inputs[-1])
         features = x.flatten(2).transpose(1, 2)  # (B, N, D)
@@ -155,14 +157,14 @@ class SemanticDecouplingNeck(BaseModule):
         score_weight = (self.attn_score.weight @ self.attn_fc.weight)[0]
         score_bias = (self.attn_score.weight @ self.attn_fc.bias +
                       self.attn_score.bias)[0]
-        attention = semantic_attention(self.feature_proj(features),
-                                       self.embedding_proj(self.embeddings),
-                                       score_weight, score_bias)
+        attention = semantic_attention(
+            self.feature_proj(features), self.embedding_proj(self.embeddings),
+            score_weight, score_bias)
         return features, attention, tuple(x.shape[2:])
 
 
-def load_word_vectors(path: str, expected_shape: Tuple[int, int]
-                      ) -> torch.Tensor:
+def load_word_vectors(path: str, expected_shape: Tuple[int,
+                                                       int]) -> torch.Tensor:
     """Load a (C, E) embedding ``.npy`` file, checking what it holds.
 
     The file must be a NumPy ``.npy`` array (not ``.npz``, not pickled) of

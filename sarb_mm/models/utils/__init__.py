@@ -6,6 +6,6 @@ from .kmeans import kmeans
 
 __all__ = [
     'instance_blend', 'prototype_blend', 'draw_prototype_classes',
-    'instance_blend_mask', 'prototype_blend_mask',
-    'cooccurrence_matrix', 'GatedGraphPropagation', 'kmeans'
+    'instance_blend_mask', 'prototype_blend_mask', 'cooccurrence_matrix',
+    'GatedGraphPropagation', 'kmeans'
 ]

@@ -41,10 +41,10 @@ def prototype_blend_mask(classes: torch.Tensor,
     return class_ids.unsqueeze(0) == classes.unsqueeze(1)
 
 
-def draw_prototype_classes(targets: torch.Tensor,
-                           prototype_mask: torch.Tensor,
-                           generator: Optional[torch.Generator] = None
-                           ) -> torch.Tensor:
+def draw_prototype_classes(
+        targets: torch.Tensor,
+        prototype_mask: torch.Tensor,
+        generator: Optional[torch.Generator] = None) -> torch.Tensor:
     """Draw, per image, one unknown class that has prototypes.
 
     Uniform among the image's unknown classes whose prototypes exist; -1 for
@@ -88,9 +88,8 @@ def prototype_blend(features: torch.Tensor, targets: torch.Tensor,
     """
     mask = prototype_blend_mask(classes, targets.shape[1])
     blended = torch.where(
-        mask.unsqueeze(-1),
-        beta * features + (1 - beta) * prototypes.unsqueeze(0).to(
-            features.dtype), features)
+        mask.unsqueeze(-1), beta * features +
+        (1 - beta) * prototypes.unsqueeze(0).to(features.dtype), features)
     return blended, torch.where(mask, 1 - beta, targets)
 
 

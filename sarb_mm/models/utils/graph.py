@@ -32,42 +32,41 @@ class GatedGraphPropagation(nn.Module):
     def _fused(self) -> Tuple[torch.Tensor, ...]:
         msg = (self.update_msg, self.reset_msg, self.candidate_msg)
         node = (self.update_node, self.reset_node)
-        return (torch.cat([m.weight for m in msg]),
-                torch.cat([m.bias for m in msg]),
-                torch.cat([m.weight for m in node]),
-                torch.cat([m.bias for m in node]))
+        return (torch.cat([m.weight
+                           for m in msg]), torch.cat([m.bias for m in msg]),
+                torch.cat([m.weight
+                           for m in node]), torch.cat([m.bias for m in node]))
 
-    def _gates(self, h: torch.Tensor, msg: torch.Tensor, node: torch.Tensor
-               ) -> torch.Tensor:
+    def _gates(self, h: torch.Tensor, msg: torch.Tensor,
+               node: torch.Tensor) -> torch.Tensor:
         """Finish a step from the message / node products."""
         msg_update, msg_reset, msg_candidate = msg.chunk(3, dim=-1)
         node_update, node_reset = node.chunk(2, dim=-1)
         update = torch.sigmoid(msg_update + node_update)
         reset = torch.sigmoid(msg_reset + node_reset)
-        candidate = torch.tanh(msg_candidate +
-                               self.candidate_node(reset * h))
+        candidate = torch.tanh(msg_candidate + self.candidate_node(reset * h))
         return (1 - update) * h + update * candidate
 
     def _products(self, h: torch.Tensor, adjacency: torch.Tensor,
                   fused: Tuple[torch.Tensor, ...]):
         msg_weight, msg_bias, node_weight, node_bias = fused
-        messages = torch.cat([
-            torch.matmul(adjacency, h),
-            torch.matmul(adjacency.T, h)
-        ], dim=-1)
-        return (F.linear(messages, msg_weight, msg_bias),
-                F.linear(h, node_weight, node_bias))
+        messages = torch.cat(
+            [torch.matmul(adjacency, h),
+             torch.matmul(adjacency.T, h)], dim=-1)
+        return (F.linear(messages, msg_weight,
+                         msg_bias), F.linear(h, node_weight, node_bias))
 
     def step(self, h: torch.Tensor, adjacency: torch.Tensor) -> torch.Tensor:
         """One propagation step on node features h (B, C, D)."""
         adjacency = adjacency.to(h.dtype)
         return self._gates(h, *self._products(h, adjacency, self._fused()))
 
-    def forward(self,
-                h: torch.Tensor,
-                adjacency: torch.Tensor,
-                variants: Sequence[Tuple[torch.Tensor, torch.Tensor]] = ()
-                ) -> torch.Tensor:
+    def forward(
+        self,
+        h: torch.Tensor,
+        adjacency: torch.Tensor,
+        variants: Sequence[Tuple[torch.Tensor, torch.Tensor]] = ()
+    ) -> torch.Tensor:
         """Propagate h (B, C, D) and, optionally, variants of it.
 
         Args:
@@ -99,8 +98,8 @@ class GatedGraphPropagation(nn.Module):
                 all_h.append(h + delta)
                 all_msg.append(msg + torch.matmul(adjacency, to_neighbours) +
                                torch.matmul(adjacency.T, from_neighbours))
-                all_node.append(
-                    node + masked_rows_linear(delta, mask, node_weight))
+                all_node.append(node +
+                                masked_rows_linear(delta, mask, node_weight))
             h, msg, node = (torch.cat(t) for t in (all_h, all_msg, all_node))
         h = self._gates(h, msg, node)
         for _ in range(self.num_steps - 1):
@@ -121,5 +120,5 @@ def masked_rows_linear(x: torch.Tensor, mask: torch.Tensor,
         Tensor: (B, C, D_out); only the masked rows are multiplied.
     """
     out = x.new_zeros(x.shape[:-1] + (weight.shape[0], ))
-    return out.index_put(torch.nonzero(mask, as_tuple=True),
-                         x[mask] @ weight.T)
+    return out.index_put(
+        torch.nonzero(mask, as_tuple=True), x[mask] @ weight.T)

@@ -90,8 +90,8 @@ def _update(points: torch.Tensor, labels: torch.Tensor, nearest: torch.Tensor,
     if max_empty:
         far = nearest.topk(max_empty, dim=1).indices
         # The empty cluster ids of each run first, in increasing order.
-        empty_ids = torch.argsort((~empty).to(torch.uint8), dim=1,
-                                  stable=True)[:, :max_empty]
+        empty_ids = torch.argsort(
+            (~empty).to(torch.uint8), dim=1, stable=True)[:, :max_empty]
         movable = nearest.amax(1) > 0
         rows = torch.arange(runs, device=labels.device)
         # One empty slot at a time, for all runs at once: two far points
@@ -146,9 +146,8 @@ def kmeans_plus_plus(points: torch.Tensor,
     trials = 2 + int(math.log(k))
     runs = torch.arange(n_init, device=device)
     indices = torch.empty(n_init, k, dtype=torch.long, device=device)
-    indices[:, 0] = torch.randint(num_points, (n_init, ),
-                                  generator=generator,
-                                  device=device)
+    indices[:, 0] = torch.randint(
+        num_points, (n_init, ), generator=generator, device=device)
 
     def squared_distances(index):
         # (M, len(index)) = ||x||^2 - 2 x.y + ||y||^2, clamped at 0.
@@ -161,11 +160,12 @@ def kmeans_plus_plus(points: torch.Tensor,
         # float64 so that the draw is not biased by rounding the cumsum.
         cumulative = closest.double().cumsum(1)
         potential = cumulative[:, -1:]
-        targets = torch.rand(n_init,
-                             trials,
-                             generator=generator,
-                             device=device,
-                             dtype=torch.float64) * potential
+        targets = torch.rand(
+            n_init,
+            trials,
+            generator=generator,
+            device=device,
+            dtype=torch.float64) * potential
         candidates = torch.searchsorted(cumulative,
                                         targets).clamp_(max=num_points - 1)
         distances = squared_distances(candidates.flatten())
