@@ -1,5 +1,9 @@
 from .coco import CocoMultiLabelDataset
 from .demo import SyntheticCocoDataset
+from .jsonl import JsonLinesPartialDataset, make_jsonl_demo
+from .lvis import LVISPartialDataset
+from .native_partial import NativePartialDataset
+from .openimages import OpenImagesPartialDataset, parse_openimages_labels
 from .partial_labels import (load_partial_labels, make_partial_labels,
                              split_fingerprint, validate_known_ratio,
                              validate_seed)
@@ -14,5 +18,7 @@ __all__ = [
     'VG200MultiLabelDataset', 'PartialLabelDataset', 'SyntheticCocoDataset',
     'make_partial_labels', 'load_partial_labels', 'validate_known_ratio',
     'validate_seed', 'split_fingerprint', 'make_demo_dataset',
-    'CheckedLoadImageFromFile'
+    'CheckedLoadImageFromFile', 'NativePartialDataset',
+    'JsonLinesPartialDataset', 'LVISPartialDataset',
+    'OpenImagesPartialDataset', 'parse_openimages_labels', 'make_jsonl_demo'
 ]

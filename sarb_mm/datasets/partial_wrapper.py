@@ -41,6 +41,11 @@ class PartialLabelDataset:
     Args:
         dataset (dict | BaseDataset): The fully labelled dataset.
         known_ratio (float, optional): Proportion of labels kept, in (0, 1].
+            Entries the wrapped dataset leaves unknown (VOC difficult
+            objects in 'ignore' mode, the unknown labels of a natively
+            partial dataset such as ``JsonLinesPartialDataset``) stay
+            unknown, so of such a dataset this proportion of the *known*
+            labels is kept.
         seed (int): Seed of the hiding draw, in [0, 2**32 - 1]. Defaults
             to 0 (published). None is refused: every run and every process
             must train on the same, recorded split.
@@ -135,6 +140,7 @@ class PartialLabelDataset:
                 f'({type(self.dataset).__name__}); check its annotation file '
                 'and split.')
         full = full_label_matrix(self.dataset)
+        self._num_wrapped_known = int(np.count_nonzero(full))
         if self.partial_file is not None:
             self.partial_labels = load_partial_labels(
                 self.partial_file, full.shape, full_labels=full)
@@ -162,7 +168,7 @@ class PartialLabelDataset:
                 fix = ('The file holds only zeros (all unknown); give a '
                        'split with known -1/1 entries, or use known_ratio.')
             else:
-                expected = self.known_ratio * num_images * num_classes
+                expected = self.known_ratio * self._num_wrapped_known
                 fix = (f'About {expected:.3g} entries were expected to '
                        'stay known; raise '
                        'known_ratio (the published runs use 0.1 to 0.9) or '

@@ -78,9 +78,45 @@ def _check_inputs(scores, labels, valid=None):
         if valid.shape != scores.shape:
             raise ValueError('`valid` must have the same shape as `scores` '
                              f'{scores.shape}, got {valid.shape}.')
-    # -1 (unknown) and 0 are both negatives at test time.
+    # Every entry but a positive is a negative; unknown entries of partial
+    # labels are left out through `valid` (see split_partial_targets).
     positive = labels > 0
     return scores, positive, valid
+
+
+def split_partial_targets(targets) -> Tuple[np.ndarray, np.ndarray]:
+    """Split -1/0/1 partial labels into positives and a known mask.
+
+    In partial labels 1 is a known positive, -1 a known negative and 0
+    unknown. An unknown entry is left out of evaluation, never counted as a
+    negative: pass ``known`` as the ``valid`` mask of
+    :func:`voc_average_precision` and :func:`multilabel_prf`, e.g.
+    ``voc_average_precision(scores, *split_partial_targets(targets))``.
+
+    Args:
+        targets (np.ndarray | torch.Tensor): Partial labels of any shape
+            with values in {-1, 0, 1}.
+
+    Returns:
+        tuple[np.ndarray, np.ndarray]: Bool arrays ``(positive, known)`` of
+        the shape of ``targets``.
+
+    Raises:
+        ValueError: If ``targets`` is not real-valued or holds another value
+            (NaN included).
+    """
+    targets = _to_numpy(targets)
+    if targets.dtype.kind not in 'biuf':
+        raise ValueError('Partial labels must hold real numbers -1/0/1, got '
+                         f'dtype {targets.dtype}.')
+    bad = ~np.isin(targets, (-1, 0, 1))
+    if bad.any():
+        found = np.unique(targets[bad])[:5].tolist()
+        raise ValueError(
+            f'Partial labels must be 1 (known positive), -1 (known '
+            f'negative) or 0 (unknown), but {int(bad.sum())} value(s) are '
+            f'not, e.g. {found}.')
+    return targets > 0, targets != 0
 
 
 def voc_average_precision(scores, labels, valid=None) -> np.ndarray:
@@ -108,8 +144,9 @@ def voc_average_precision(scores, labels, valid=None) -> np.ndarray:
             ``> 0`` are positives, everything else (0, -1, ...) negatives.
         valid (np.ndarray | torch.Tensor, optional): Bool mask of shape
             (N, C). A ``False`` entry takes no part in its class's AP (e.g.
-            VOC "difficult" objects in "ignore" mode). Defaults to None (all
-            entries valid).
+            VOC "difficult" objects in "ignore" mode, or the unknown entries
+            of partial labels, see :func:`split_partial_targets`). Defaults
+            to None (all entries valid).
 
     Returns:
         np.ndarray: AP of each class, shape (C,), in [0, 1]. A class without

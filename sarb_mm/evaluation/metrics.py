@@ -10,7 +10,8 @@ from mmengine.logging import MMLogger
 from mmengine.structures import BaseDataElement
 from mmpretrain.registry import METRICS
 
-from .functional import _to_numpy, multilabel_prf, voc_average_precision
+from .functional import (_to_numpy, multilabel_prf, split_partial_targets,
+                         voc_average_precision)
 from .report import (format_report_table, per_class_report, report_summary,
                      write_report_csv)
 
@@ -44,9 +45,19 @@ class InterpolatedMultiLabelMetric(BaseMetric):
     one): missing ``pred_score`` / ``gt_label``, a ``pred_score`` that is not
     1-D, holds NaN, or whose width differs from the earlier samples, the
     ``num_classes`` of the sample or the ``classes`` of ``dataset_meta``;
-    class indices that are negative (such as -1 for "unknown") or out of
-    range; a multi-hot vector given as ``gt_label``. Evaluating no sample at
-    all is an error too.
+    class indices that are negative (such as -1) or out of range; a
+    multi-hot vector given as ``gt_label``; a ``gt_score`` with values
+    other than -1 / 0 / 1 or that disagrees with ``gt_label``. Evaluating
+    no sample at all is an error too.
+
+    Partially labelled test data (samples with a -1/0/1 ``gt_score`` from a
+    dataset whose metainfo sets ``partial_labels=True``, as the natively
+    partial datasets such as ``JsonLinesPartialDataset`` do) is evaluated
+    over the known entries only: an unknown (0) entry
+    takes no part in its class's AP and P/R/F1, neither as a positive nor
+    as a negative. A class without any known positive is left out of mAP
+    and of the CP / CR means, with a warning, as a class without positives
+    in a fully labelled set.
 
     Args:
         thr (float): Threshold on ``pred_score``. Scores are sigmoid
@@ -125,7 +136,9 @@ class InterpolatedMultiLabelMetric(BaseMetric):
             data_samples (Sequence[dict]): Model outputs, each with
                 ``pred_score`` (C,), ``gt_label`` (indices of positives) and
                 optionally ``gt_label_difficult`` (indices to leave out of
-                that class's evaluation unless also in ``gt_label``).
+                that class's evaluation unless also in ``gt_label``) and
+                ``gt_score`` (partial labels, 1 / -1 / 0; the 0 entries,
+                unknown, are left out of their class's evaluation).
 
         Raises:
             ValueError: If a sample is malformed (see the class docstring);
@@ -155,6 +168,12 @@ class InterpolatedMultiLabelMetric(BaseMetric):
                 # of the class stays a positive even if it also has a
                 # difficult one; only "difficult-only" entries are ignored.
                 valid |= label
+            # Only a natively partial dataset's gt_score holds partial
+            # labels: mmpretrain's data preprocessor (with num_classes) fills
+            # gt_score with one-hot targets, whose 0s are negatives.
+            if (sample.get('gt_score') is not None
+                    and (self.dataset_meta or {}).get('partial_labels')):
+                valid &= self._check_partial(sample, label, where)
             checked.append((where, score))
             entries.append(dict(pred_score=score, gt_label=label, valid=valid))
         # A batch is stored whole or not at all.
@@ -215,8 +234,8 @@ class InterpolatedMultiLabelMetric(BaseMetric):
         missing = np.isnan(ap)
         if missing.any():
             MMLogger.get_current_instance().warning(
-                f'{int(missing.sum())} class(es) have no positive sample in '
-                'the evaluated set and are left out of mAP: ' +
+                f'{int(missing.sum())} class(es) have no (known) positive '
+                'sample in the evaluated set and are left out of mAP: ' +
                 ', '.join(names[i] for i in np.flatnonzero(missing)))
         # nanmean of an all-NaN array warns; NaN is the honest answer here.
         mean_ap = float('nan') if missing.all() else float(
@@ -390,15 +409,41 @@ class InterpolatedMultiLabelMetric(BaseMetric):
         if bad.size:
             negative = ''
             if (bad < 0).any():
-                negative = (' -1 means "unknown" only in the partial labels '
-                            'of training (gt_score); used as an index it '
-                            'would silently mark the last class positive.')
+                negative = (' -1 is a label value of the -1/0/1 partial '
+                            'labels (gt_score), not a class index; used as '
+                            'an index it would silently mark the last class '
+                            'positive.')
             raise ValueError(
                 f'InterpolatedMultiLabelMetric: {key} of {where} has class '
                 f'index(es) {sorted(set(bad.tolist()))} outside [0, '
                 f'{num_classes - 1}] (pred_score has {num_classes} classes).' +
                 negative)
         return value.astype(np.int64)
+
+    @staticmethod
+    def _check_partial(sample: dict, label: np.ndarray,
+                       where: str) -> np.ndarray:
+        """The known mask of a sample's -1/0/1 ``gt_score``."""
+        targets = _to_numpy(sample['gt_score'])
+        if targets.shape != label.shape:
+            raise ValueError(
+                f'InterpolatedMultiLabelMetric: gt_score of {where} has '
+                f'shape {targets.shape}, but pred_score has {label.shape[0]} '
+                'classes; gt_score must hold one partial label (1 / -1 / 0 '
+                'unknown) per class.')
+        try:
+            positive, known = split_partial_targets(targets)
+        except ValueError as err:
+            raise ValueError(f'InterpolatedMultiLabelMetric: gt_score of '
+                             f'{where}: {err}') from None
+        disagree = np.flatnonzero(positive != label)
+        if disagree.size:
+            raise ValueError(
+                f'InterpolatedMultiLabelMetric: gt_label and gt_score of '
+                f'{where} disagree on class(es) {disagree.tolist()}: '
+                'gt_label must list exactly the classes whose gt_score is '
+                '1. The dataset produced inconsistent labels.')
+        return known
 
     @staticmethod
     def _check_nan(checked) -> None:

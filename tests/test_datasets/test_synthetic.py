@@ -420,6 +420,7 @@ def test_tiny_options_build_without_warnings(tmp_path):
             } == dict(
                 num_train=4, num_val=3, image_size=64, seed=0)
             dataset.pipeline = []  # not run here
+        cfg.train_dataloader.dataset.pipeline = []  # the wrapper's
         with collect_warnings() as seen:
             train = DATASETS.build(cfg.train_dataloader.dataset)
             val = DATASETS.build(cfg.val_dataloader.dataset)
