@@ -7,11 +7,15 @@ refused, so another dataset cannot be overwritten.
 Example:
     python tools/make_demo_dataset.py --out data/demo
     python tools/make_demo_dataset.py --out data/demo96 --image-size 96
+    # the same images as genuinely partial JSON Lines labels: each training
+    # image verified for about 30% of the classes (the rest unknown)
+    python tools/make_demo_dataset.py --out data/demo_jsonl --jsonl 0.3
 """
 import argparse
 import sys
 import time
 
+from sarb_mm.datasets.jsonl import make_jsonl_demo
 from sarb_mm.datasets.synthetic import make_demo_dataset
 
 
@@ -33,6 +37,13 @@ def parse_args():
         default=64,
         help='side of the square images in pixels')
     parser.add_argument('--seed', type=int, default=0, help='random seed')
+    parser.add_argument(
+        '--jsonl',
+        type=float,
+        metavar='KNOWN_RATIO',
+        help='also write classes.txt, train.jsonl and val.jsonl: each '
+        'training image verified for each class with this probability, '
+        'the other classes unknown (validation labels complete)')
     return parser.parse_args()
 
 
@@ -59,6 +70,20 @@ def main():
         print(f'    images:      {info["image_dirs"][split]}')
         print(f'    annotations: {info["ann_files"][split]}')
     print('  categories: ' + ', '.join(info['categories']))
+    if args.jsonl is not None:
+        try:
+            written = make_jsonl_demo(
+                args.out,
+                known_ratio=args.jsonl,
+                num_train=args.num_train,
+                num_val=args.num_val,
+                image_size=args.image_size,
+                seed=args.seed)
+        except (FileExistsError, NotADirectoryError, ValueError) as err:
+            sys.exit(f'make_demo_dataset.py: error: {err}')
+        print(f'  JSON Lines labels (train: each class verified with '
+              f'probability {args.jsonl}): ' +
+              ', '.join(sorted(written['ann_files'].values())))
 
 
 if __name__ == '__main__':
