@@ -41,13 +41,14 @@ def test_generated_labels_are_partial(jsonl_root):
     with open(osp.join(jsonl_root, 'train.jsonl')) as f:
         lines = [json.loads(line) for line in f]
     assert len(lines) == 48
-    known = np.array([len(l['pos']) + len(l['neg']) for l in lines])
+    known = np.array([len(line['pos']) + len(line['neg']) for line in lines])
     # About 30% of the 12 classes verified per image, never all of them.
     assert 0.2 < known.sum() / (48 * 12) < 0.4
     assert (known >= 1).all() and (known < 12).all()
     with open(osp.join(jsonl_root, 'val.jsonl')) as f:
         assert all(
-            len(l['pos']) + len(l['neg']) == 12 for l in map(json.loads, f))
+            len(line['pos']) + len(line['neg']) == 12
+            for line in map(json.loads, f))
 
 
 @pytest.mark.slow
