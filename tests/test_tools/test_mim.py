@@ -201,9 +201,15 @@ def test_model_index_describes_every_config():
             imports=['sarb_mm'], allow_failed_imports=False)
         meta = model.metadata.data
         train = cfg.train_dataloader
-        assert meta['Known Label Proportion'] == train.dataset.known_ratio
-        assert meta['Training Data'] == DATASET_NAMES[
-            train.dataset.dataset.type]
+        if train.dataset.type == 'PartialLabelDataset':
+            assert meta['Known Label Proportion'] == \
+                train.dataset.known_ratio
+            assert meta['Training Data'] == DATASET_NAMES[
+                train.dataset.dataset.type]
+        else:  # natively partial labels: nothing is hidden
+            assert meta.get('Known Label Proportion') is None
+            assert meta['Training Data'] == (
+                'Generated demo shapes, JSON Lines partial labels')
         assert meta['Epochs'] == cfg.train_cfg.max_epochs
         assert meta['Batch Size'] == train.batch_size
         sarb = cfg.model.head.type == 'SARBHead'
