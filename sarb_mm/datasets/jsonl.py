@@ -12,8 +12,8 @@ from .native_partial import (Entry, NativePartialDataset, class_index,
                              describe_classes, read_class_file)
 from .partial_labels import validate_known_ratio, validate_seed
 from .synthetic import claim_demo_root, make_demo_dataset
-from .utils import (_DuplicateKey, _unique_keys, load_json_file, require_dir,
-                    require_file, short_repr)
+from .utils import (_DuplicateKey, _unique_keys, load_json_file, require_file,
+                    short_repr)
 
 FIELDS = ('img', 'pos', 'neg')
 EXAMPLE_LINE = '{"img": "images/0001.jpg", "pos": ["cat"], "neg": ["dog"]}'
@@ -105,11 +105,8 @@ class JsonLinesPartialDataset(NativePartialDataset):
 
     def read_annotations(self) -> Tuple[List[str], Iterator[Entry]]:
         """Read ``class_file`` and stream the lines of ``ann_file``."""
-        if self.data_root:
-            require_dir(self.data_root, 'JSON Lines data_root', self._layout)
         require_file(self.class_file, 'Class file', self._layout)
         require_file(self.ann_file, 'JSON Lines annotation file', self._layout)
-        require_dir(self.img_prefix, 'Image directory', self._layout)
         names = read_class_file(self.class_file, 'Class file')
         return names, self._entries(names)
 

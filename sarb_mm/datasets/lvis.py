@@ -6,7 +6,7 @@ from mmpretrain.registry import DATASETS
 from sarb_mm.utils.errors import InvalidInputError
 from .coco import _check_annotation, _check_category_ids, _collect_ids
 from .native_partial import Entry, NativePartialDataset
-from .utils import load_json_file, require_dir, require_file, short_repr
+from .utils import load_json_file, require_file, short_repr
 
 
 @DATASETS.register_module()
@@ -89,10 +89,7 @@ class LVISPartialDataset(NativePartialDataset):
 
     def read_annotations(self) -> Tuple[List[str], Iterator[Entry]]:
         """Validate the JSON and list each image's known labels."""
-        if self.data_root:
-            require_dir(self.data_root, 'LVIS data_root', self._layout)
         require_file(self.ann_file, 'LVIS annotation file', self._layout)
-        require_dir(self.img_prefix, 'LVIS image directory', self._layout)
         path = self.ann_file
         data = load_json_file(path)
         where = f'LVIS annotation file {path!r}'

@@ -13,7 +13,8 @@ from mmengine.logging import MMLogger
 from mmpretrain.datasets import MultiLabelDataset
 
 from sarb_mm.utils.errors import InvalidInputError
-from .utils import _read_text, check_class_names, check_file_name, short_repr
+from .utils import (_read_text, check_class_names, check_file_name,
+                    require_dir, short_repr)
 
 MISSING_IMAGE_MODES = ('error', 'skip', 'unchecked')
 
@@ -72,6 +73,8 @@ class NativePartialDataset(MultiLabelDataset):
 
     #: Name of the format in messages, e.g. ``'JSON Lines'``.
     format_name = 'partial-label'
+    #: The expected files, shown in path errors (set by each format).
+    _layout = ''
 
     def __init__(self,
                  ann_file: str,
@@ -122,6 +125,13 @@ class NativePartialDataset(MultiLabelDataset):
 
     def load_data_list(self) -> List[dict]:
         """Turn the parsed entries into data infos, in dataset order."""
+        # The folders every format needs; read_annotations checks its files.
+        if self.data_root:
+            require_dir(self.data_root, f'{self.format_name} data_root',
+                        self._layout)
+        if self.missing_images != 'unchecked':
+            require_dir(self.img_prefix, f'{self.format_name} image directory',
+                        self._layout)
         names, entries = self.read_annotations()
         self._set_classes(names)
         num_classes = len(self._metainfo['classes'])

@@ -11,7 +11,7 @@ from mmpretrain.registry import DATASETS
 from sarb_mm.utils.errors import InvalidInputError
 from .native_partial import (Entry, NativePartialDataset, describe_classes,
                              read_class_file)
-from .utils import require_dir, require_file, short_repr
+from .utils import require_file, short_repr
 
 LABEL_HEADER = ('ImageID', 'Source', 'LabelName', 'Confidence')
 CLASS_HEADER = ('LabelName', 'DisplayName')
@@ -499,17 +499,12 @@ class OpenImagesPartialDataset(NativePartialDataset):
 
     def read_annotations(self) -> Tuple[List[str], Iterator[Entry]]:
         """Parse the label CSV; stream one entry per image."""
-        if self.data_root:
-            require_dir(self.data_root, 'OpenImages data_root', self._layout)
         require_file(self.ann_file, 'OpenImages label file', self._layout)
         require_file(self.class_file, 'OpenImages class-description file',
                      self._layout)
         if isinstance(self.class_subset, str):
             require_file(self.class_subset, 'OpenImages class_subset file',
                          self._layout)
-        if self.missing_images != 'unchecked':
-            require_dir(self.img_prefix, 'OpenImages image directory',
-                        self._layout)
         labels = parse_openimages_labels(self.ann_file, self.class_file,
                                          self.class_subset)
         self.label_names = labels.label_names
