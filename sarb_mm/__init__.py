@@ -1,7 +1,11 @@
 """SARB for multi-label recognition with partial labels, as an mmpretrain
 plugin. Importing the package registers every component into the mmpretrain
 registries and makes mmengine checkpoints loadable with weights_only on."""
-from .utils import register_safe_checkpoint_globals
+from .dependencies import check_mmpretrain_importable
+
+check_mmpretrain_importable()  # before anything imports mmpretrain
+
+from .utils import register_safe_checkpoint_globals  # noqa: E402
 
 register_safe_checkpoint_globals()
 

@@ -78,8 +78,11 @@ def init_model(config: Union[str, os.PathLike, Config],
     model_cfg = copy.deepcopy(cfg.model)
     if missing_vectors is not None:
         _check_embeddings_in(ckpt, checkpoint, missing_vectors, config)
-        # Placeholder (learned) embeddings; the checkpoint's replace them.
+        # Placeholder (learned) embeddings of the checkpoint's width; the
+        # checkpoint's replace them.
         model_cfg.neck.word_vectors = None
+        embeddings = state_dict_of(ckpt)[EMBEDDINGS_KEY]
+        model_cfg.neck.embed_dims = embeddings.shape[1]
     model_cfg.setdefault('data_preprocessor', cfg.get('data_preprocessor'))
     model = _build(cfg, model_cfg)
     if missing_vectors is not None:

@@ -26,7 +26,7 @@ COCO_CLASSES = ('person', 'bicycle', 'car', 'motorcycle', 'airplane', 'bus',
                 'teddy bear', 'hair drier', 'toothbrush')
 
 # VOC names written as one token, split into the words GloVe knows.
-_SPLIT_NAMES = {
+SPLIT_NAMES = {
     'diningtable': 'dining table',
     'pottedplant': 'potted plant',
     'tvmonitor': 'tv monitor',
@@ -37,7 +37,7 @@ _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 def name_to_words(name: str) -> List[str]:
     """Words of a category name: lower case, split on space/_/-."""
-    name = _SPLIT_NAMES.get(name, name)
+    name = SPLIT_NAMES.get(name, name)
     return name.lower().replace('_', ' ').replace('-', ' ').split()
 
 

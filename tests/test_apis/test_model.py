@@ -180,3 +180,26 @@ def test_checkpoint_is_read_with_the_safe_loader(tmp_path):
     torch.save({'meta': {'extra': Payload()}, 'state_dict': state}, path)
     with pytest.raises(InvalidInputError, match='Cannot read checkpoint'):
         init_model(CONFIG, path, cfg_options=options)
+
+
+def test_checkpoint_embeddings_of_another_width(tmp_path):
+    """A model trained on 512-d (CLIP) embeddings, config without
+    embed_dims: the checkpoint alone gives the width and the vectors."""
+    vectors = np.random.default_rng(1).normal(size=(12, 512)).astype('f4')
+    path = tmp_path / 'clip_vectors.npy'
+    np.save(path, vectors)
+    options = tiny_cfg_options(
+        str(tmp_path), **{
+            'model.neck.word_vectors': str(path),
+            'model.neck.embed_dims': None
+        })
+    trained = init_model(CONFIG, cfg_options=options)
+    assert trained.neck.embedding_proj.in_features == 512
+    checkpoint = save_checkpoint(tmp_path / 'model.pth', trained.state_dict(),
+                                 NAMES)
+    path.unlink()
+
+    model = init_model(CONFIG, checkpoint, cfg_options=options)
+    assert torch.equal(model.neck.embeddings, torch.from_numpy(vectors))
+    for got, want in zip(_outputs(model), _outputs(trained)):
+        assert torch.equal(got, want)

@@ -59,7 +59,8 @@ def test_config_builds(path, tmp_path):
         assert cfg.train_dataloader.batch_size == 8
         assert cfg.train_cfg.max_epochs == 20
         assert cfg.optim_wrapper.optimizer.lr == 1e-5
-        assert cfg.model.backbone.frozen_stages == 3
+        if backbone in ('r101', 'convnext-t'):  # the published freezing
+            assert cfg.model.backbone.frozen_stages == 3
         assert cfg.model.backbone.init_cfg.type == 'Pretrained'
         # The published loader drops the last incomplete training batch;
         # every test image is evaluated.

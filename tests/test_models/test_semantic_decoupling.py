@@ -404,3 +404,41 @@ def test_word_vectors_numeric_dtypes(tmp_path, dtype):
     assert loaded.dtype == torch.float32
     expected = values if dtype != np.uint16 else np.abs(values)
     np.testing.assert_array_equal(loaded.numpy(), expected)
+
+
+@pytest.mark.parametrize('width', [300, 512, 768])
+def test_embed_dims_taken_from_the_file(tmp_path, width):
+    path = tmp_path / f'vectors_{width}.npy'
+    vectors = np.random.default_rng(width).normal(size=(C, width))
+    np.save(path, vectors.astype(np.float32))
+    neck = SemanticDecouplingNeck(
+        num_classes=C,
+        in_channels=DB,
+        feat_channels=D,
+        attn_channels=I,
+        word_vectors=str(path))
+    assert neck.embeddings.shape == (C, width)
+    assert neck.embedding_proj.in_features == width
+    torch.testing.assert_close(neck.embeddings,
+                               torch.from_numpy(vectors).float())
+    out = neck((torch.randn(B, DB, H, W), ))[0]
+    assert out.shape == (B, C, D)
+
+
+def test_explicit_embed_dims_must_match_the_file(tmp_path):
+    path = tmp_path / 'clip.npy'
+    np.save(path, np.zeros((C, 512), np.float32))
+    with pytest.raises(ValueError, match='leave model.neck.embed_dims unset'):
+        SemanticDecouplingNeck(
+            num_classes=C,
+            in_channels=DB,
+            feat_channels=D,
+            embed_dims=300,
+            attn_channels=I,
+            word_vectors=str(path))
+
+
+def test_learned_embeddings_default_to_300_dims():
+    neck = SemanticDecouplingNeck(
+        num_classes=C, in_channels=DB, feat_channels=D, attn_channels=I)
+    assert neck.embeddings.shape == (C, 300)

@@ -1,17 +1,27 @@
-"""Time training steps of a config on synthetic input.
+"""Time training steps of configs on synthetic input.
 
-Prints the median step time and peak memory of CONFIG, optionally of a
-BASELINE config with the same input (and their ratio), and optionally the
-efficient semantic-decoupling neck against the naive form.
+Prints the median step time and peak memory of each CONFIG (the first one is
+the reference of the ratio column), optionally of a BASELINE config with the
+same input, and optionally the efficient semantic-decoupling neck against
+the naive form. With several configs each is measured in its own process,
+so that on CPU each peak (the process's maximum RSS) is its own.
 
-Example:
+Examples:
     python tools/analysis/benchmark_train_step.py \
         configs/sarb_r101_coco_p10.py \
         --baseline configs/baseline_r101_coco_p10.py --compare-neck
+    python tools/analysis/benchmark_train_step.py \
+        configs/sarb_r101_coco_p10.py configs/sarb_vit-b16-clip_coco_p10.py \
+        configs/sarb_swin-b_coco_p10.py configs/sarb_convnext-b_coco_p10.py \
+        --batch-size 2 --steps 3 [--device cuda] [--amp]
 """
 import argparse
+import contextlib
+import json
 import resource
 import statistics
+import subprocess
+import sys
 import time
 
 import torch
@@ -24,7 +34,7 @@ import sarb_mm  # noqa: F401
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('config')
+    parser.add_argument('configs', nargs='+', metavar='CONFIG')
     parser.add_argument('--baseline', help='config to compare against')
     parser.add_argument('--batch-size', type=int, default=4)
     parser.add_argument('--img-size', type=int, default=448)
@@ -36,7 +46,12 @@ def parse_args():
         '--compare-neck',
         action='store_true',
         help='also time the neck against the naive (B,N,C,I)/(B,N,C,D) form')
+    parser.add_argument(
+        '--amp',
+        action='store_true',
+        help='bfloat16 autocast, as mixed-precision training runs it')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    parser.add_argument('--json', action='store_true', help=argparse.SUPPRESS)
     return parser.parse_args()
 
 
@@ -89,7 +104,8 @@ def time_train_steps(model, args):
             synthetic_batch(model, args, generator), True)
         sync(args.device)
         start = time.perf_counter()
-        losses = model(**data, mode='loss')
+        with autocast(args):
+            losses = model(**data, mode='loss')
         loss = sum(v for k, v in losses.items() if 'loss' in k)
         optimizer.zero_grad()
         loss.backward()
@@ -104,6 +120,39 @@ def time_train_steps(model, args):
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         where = 'process RSS (cumulative max)'
     return statistics.median(times), peak, where
+
+
+def autocast(args):
+    if not args.amp:
+        return contextlib.nullcontext()
+    return torch.autocast(args.device.split(':')[0], dtype=torch.bfloat16)
+
+
+def measure(path, args):
+    model = build_model(path, args)
+    step, peak, where = time_train_steps(model, args)
+    params = sum(p.numel() for p in model.parameters())
+    return dict(config=path, step=step, peak=peak, where=where, params=params)
+
+
+def measure_in_subprocess(path, args):
+    """Run this script on one config in a fresh process (its own RSS)."""
+    argv = [
+        sys.executable, __file__, path, '--json', '--batch-size',
+        str(args.batch_size), '--img-size',
+        str(args.img_size), '--steps',
+        str(args.steps), '--warmup',
+        str(args.warmup), '--device', args.device
+    ]
+    if args.amp:
+        argv.append('--amp')
+    if args.cfg_options:
+        argv += ['--cfg-options'
+                 ] + [f'{k}={v}' for k, v in args.cfg_options.items()]
+    proc = subprocess.run(argv, capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.exit(f'{path} failed:\n{proc.stderr[-3000:]}')
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def naive_neck(neck, x):
@@ -154,8 +203,25 @@ def compare_neck(model, args):
 def main():
     args = parse_args()
     torch.manual_seed(0)
+    if args.json:  # one config, for measure_in_subprocess
+        print(json.dumps(measure(args.configs[0], args)))
+        return
     print(f'device {args.device}, batch {args.batch_size}, '
-          f'{args.img_size}px, median of {args.steps} steps')
+          f'{args.img_size}px, median of {args.steps} steps'
+          f'{", bfloat16 autocast" if args.amp else ""}')
+    if len(args.configs) > 1:
+        if args.compare_neck:
+            sys.exit('--compare-neck takes a single CONFIG.')
+        paths = ([args.baseline] if args.baseline else []) + args.configs
+        rows = [measure_in_subprocess(p, args) for p in paths]
+        print(f'peak: {rows[0]["where"]}')
+        print('| config | params (M) | s/step | peak MiB | step x first |')
+        print('|---|---:|---:|---:|---:|')
+        for row in rows:
+            print(f'| {row["config"]} | {row["params"] / 1e6:.1f} | '
+                  f'{row["step"]:.3f} | {row["peak"]:.0f} | '
+                  f'{row["step"] / rows[0]["step"]:.2f} |')
+        return
     # On CPU the peak is the process's maximum RSS so far: measure the
     # (smaller) baseline first so that each printed peak is its own.
     base_step = None
@@ -165,9 +231,10 @@ def main():
         print(f'{args.baseline}: {base_step:.3f} s/step, '
               f'peak {base_peak:.0f} MiB ({where})')
         del base
-    model = build_model(args.config, args)
+    config = args.configs[0]
+    model = build_model(config, args)
     step, peak, where = time_train_steps(model, args)
-    print(f'{args.config}: {step:.3f} s/step, peak {peak:.0f} MiB ({where})')
+    print(f'{config}: {step:.3f} s/step, peak {peak:.0f} MiB ({where})')
     if base_step:
         print(f'step ratio (config / baseline): {step / base_step:.2f}x')
     if args.compare_neck:

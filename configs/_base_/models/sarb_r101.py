@@ -9,7 +9,6 @@ model = dict(
         num_classes=80,
         in_channels=2048,
         feat_channels=1024,
-        embed_dims=300,
         attn_channels=512,
         word_vectors=None),
     head=dict(

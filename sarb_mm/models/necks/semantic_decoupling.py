@@ -69,6 +69,10 @@ def attention_pool(attention: torch.Tensor,
     return torch.bmm(attention.transpose(1, 2).to(features.dtype), features)
 
 
+# GloVe's width, used for learned embeddings when embed_dims is not given.
+DEFAULT_EMBED_DIMS = 300
+
+
 @MODELS.register_module()
 class SemanticDecouplingNeck(BaseModule):
     """Channel reduction plus semantic decoupling (docs/method.md).
@@ -77,7 +81,10 @@ class SemanticDecouplingNeck(BaseModule):
         num_classes (int): Number of categories C.
         in_channels (int): Backbone channels D_b. Defaults to 2048.
         feat_channels (int): Channels D after reduction. Defaults to 1024.
-        embed_dims (int): Word-embedding width E. Defaults to 300.
+        embed_dims (int, optional): Class-embedding width E. Defaults to
+            None: the width of the ``word_vectors`` file (300 for GloVe, 512
+            or 768 for CLIP text embeddings), or 300 for learned embeddings.
+            When set together with a file, the file must have this width.
         attn_channels (int): Attention width I. Defaults to 512.
         word_vectors (str, optional): ``.npy`` file of shape (C, E) with the
             fixed category embeddings (GloVe in the published runs). Without
@@ -90,17 +97,18 @@ class SemanticDecouplingNeck(BaseModule):
                  num_classes: int,
                  in_channels: int = 2048,
                  feat_channels: int = 1024,
-                 embed_dims: int = 300,
+                 embed_dims: Optional[int] = None,
                  attn_channels: int = 512,
                  word_vectors: Optional[str] = None,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         self.num_classes = check_int(num_classes, 'neck num_classes')
-        for name, value in (('in_channels', in_channels), ('feat_channels',
-                                                           feat_channels),
-                            ('embed_dims', embed_dims), ('attn_channels',
-                                                         attn_channels)):
+        for name, value in (('in_channels', in_channels),
+                            ('feat_channels', feat_channels), ('attn_channels',
+                                                               attn_channels)):
             check_int(value, f'neck {name}')
+        if embed_dims is not None:
+            check_int(embed_dims, 'neck embed_dims')
         if in_channels != feat_channels:
             self.reduce = nn.Sequential(
                 nn.Conv2d(in_channels, feat_channels, 1, bias=False),
@@ -111,7 +119,9 @@ class SemanticDecouplingNeck(BaseModule):
             self.register_buffer(
                 'embeddings',
                 load_word_vectors(word_vectors, (num_classes, embed_dims)))
+            embed_dims = self.embeddings.shape[1]
         else:
+            embed_dims = embed_dims or DEFAULT_EMBED_DIMS
             self.embeddings = nn.Parameter(
                 torch.randn(num_classes, embed_dims) * embed_dims**-0.5)
         self.feature_proj = nn.Linear(feat_channels, attn_channels, bias=False)
@@ -163,12 +173,13 @@ class SemanticDecouplingNeck(BaseModule):
         return features, attention, tuple(x.shape[2:])
 
 
-def load_word_vectors(path: str, expected_shape: Tuple[int,
-                                                       int]) -> torch.Tensor:
+def load_word_vectors(
+        path: str, expected_shape: Tuple[int, Optional[int]]) -> torch.Tensor:
     """Load a (C, E) embedding ``.npy`` file, checking what it holds.
 
     The file must be a NumPy ``.npy`` array (not ``.npz``, not pickled) of
-    integer or real floating dtype, of shape ``expected_shape`` and with
+    integer or real floating dtype, of shape ``expected_shape`` (an ``E`` of
+    None accepts any width) and with
     finite values; anything else is an ``InvalidInputError`` (a
     ``ValueError``) naming the file and the fix. Returned as float32.
     """
@@ -179,7 +190,8 @@ def load_word_vectors(path: str, expected_shape: Tuple[int,
         fix='Make it with tools/make_word_vectors.py, or set '
         'word_vectors=None to learn the embeddings (not the published '
         'setting).',
-        shape_note='The shape is (num_classes, embed_dims).')
+        shape_note='The shape is (num_classes, embed_dims); leave '
+        'model.neck.embed_dims unset to take the width from the file.')
     with np.errstate(over='ignore'):
         vectors = vectors.astype(np.float32)
     if not np.isfinite(vectors).all():
