@@ -442,3 +442,15 @@ def test_learned_embeddings_default_to_300_dims():
     neck = SemanticDecouplingNeck(
         num_classes=C, in_channels=DB, feat_channels=D, attn_channels=I)
     assert neck.embeddings.shape == (C, 300)
+
+
+def test_empty_embedding_file_is_an_error(tmp_path):
+    path = tmp_path / 'empty.npy'
+    np.save(path, np.zeros((C, 0), np.float32))
+    with pytest.raises(ValueError, match='no embedding values'):
+        SemanticDecouplingNeck(
+            num_classes=C,
+            in_channels=DB,
+            feat_channels=D,
+            attn_channels=I,
+            word_vectors=str(path))

@@ -120,6 +120,11 @@ class SemanticDecouplingNeck(BaseModule):
                 'embeddings',
                 load_word_vectors(word_vectors, (num_classes, embed_dims)))
             embed_dims = self.embeddings.shape[1]
+            if embed_dims == 0:
+                raise InvalidInputError(
+                    f'word_vectors file {word_vectors!r} has shape '
+                    f'({num_classes}, 0): no embedding values. Make it with '
+                    'tools/make_word_vectors.py.')
         else:
             embed_dims = embed_dims or DEFAULT_EMBED_DIMS
             self.embeddings = nn.Parameter(
