@@ -1,10 +1,7 @@
 # SARB on an ImageNet-1k Swin-B (window 7) instead of ResNet-101: the last
 # stage's 14 x 14 map at 448 px. Only the backbone, the neck's input width
 # and the optimizer change.
-_base_ = [
-    './_base_/models/sarb_r101.py', './_base_/datasets/coco2014_partial.py',
-    './_base_/schedules/adamw_layer_decay_20e.py', './_base_/sarb_runtime.py'
-]
+_base_ = './_base_/sarb_coco_p10_layer_decay.py'
 model = dict(
     backbone=dict(
         _delete_=True,
@@ -21,12 +18,7 @@ model = dict(
             'swin-transformer/swin_base_224_b16x64_300e_imagenet_20210616_'
             '190742-93230b0d.pth',
             prefix='backbone')),
-    neck=dict(
-        num_classes=80,
-        word_vectors='data/word_vectors/coco_glove_300d.npy',
-        in_channels=1024),
-    head=dict(num_classes=80))
-train_dataloader = dict(dataset=dict(known_ratio=0.1))
+    neck=dict(in_channels=1024))
 # mmpretrain's Swin-B fine-tuning recipe (SimMIM): layer decay 0.9, gradient
 # norm clipped at 5.
 optim_wrapper = dict(

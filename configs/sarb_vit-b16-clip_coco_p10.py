@@ -3,10 +3,7 @@
 # is the 28 x 28 grid of patch tokens; the 224-px position embeddings are
 # resized (bicubic) when the weights load, as mmpretrain does. Only the
 # backbone, the neck's input width and the optimizer change.
-_base_ = [
-    './_base_/models/sarb_r101.py', './_base_/datasets/coco2014_partial.py',
-    './_base_/schedules/adamw_layer_decay_20e.py', './_base_/sarb_runtime.py'
-]
+_base_ = './_base_/sarb_coco_p10_layer_decay.py'
 model = dict(
     backbone=dict(
         _delete_=True,
@@ -22,12 +19,7 @@ model = dict(
             'clip/clip-vit-base-p16_openai-pre_3rdparty_in1k_20221220-'
             'c7d9c899.pth',
             prefix='backbone')),
-    neck=dict(
-        num_classes=80,
-        word_vectors='data/word_vectors/coco_glove_300d.npy',
-        in_channels=768),
-    head=dict(num_classes=80))
-train_dataloader = dict(dataset=dict(known_ratio=0.1))
+    neck=dict(in_channels=768))
 # mmpretrain's ViT fine-tuning recipes: layer decay 0.65, gradient norm
 # clipped at 1 (its CLIP ViT recipe).
 optim_wrapper = dict(

@@ -406,17 +406,22 @@ def test_word_vectors_numeric_dtypes(tmp_path, dtype):
     np.testing.assert_array_equal(loaded.numpy(), expected)
 
 
+def _neck_without_embed_dims(word_vectors=None, **kwargs):
+    return SemanticDecouplingNeck(
+        num_classes=C,
+        in_channels=DB,
+        feat_channels=D,
+        attn_channels=I,
+        word_vectors=word_vectors,
+        **kwargs)
+
+
 @pytest.mark.parametrize('width', [300, 512, 768])
 def test_embed_dims_taken_from_the_file(tmp_path, width):
     path = tmp_path / f'vectors_{width}.npy'
     vectors = np.random.default_rng(width).normal(size=(C, width))
     np.save(path, vectors.astype(np.float32))
-    neck = SemanticDecouplingNeck(
-        num_classes=C,
-        in_channels=DB,
-        feat_channels=D,
-        attn_channels=I,
-        word_vectors=str(path))
+    neck = _neck_without_embed_dims(str(path))
     assert neck.embeddings.shape == (C, width)
     assert neck.embedding_proj.in_features == width
     torch.testing.assert_close(neck.embeddings,
@@ -429,28 +434,15 @@ def test_explicit_embed_dims_must_match_the_file(tmp_path):
     path = tmp_path / 'clip.npy'
     np.save(path, np.zeros((C, 512), np.float32))
     with pytest.raises(ValueError, match='leave model.neck.embed_dims unset'):
-        SemanticDecouplingNeck(
-            num_classes=C,
-            in_channels=DB,
-            feat_channels=D,
-            embed_dims=300,
-            attn_channels=I,
-            word_vectors=str(path))
+        _neck_without_embed_dims(str(path), embed_dims=300)
 
 
 def test_learned_embeddings_default_to_300_dims():
-    neck = SemanticDecouplingNeck(
-        num_classes=C, in_channels=DB, feat_channels=D, attn_channels=I)
-    assert neck.embeddings.shape == (C, 300)
+    assert _neck_without_embed_dims().embeddings.shape == (C, 300)
 
 
 def test_empty_embedding_file_is_an_error(tmp_path):
     path = tmp_path / 'empty.npy'
     np.save(path, np.zeros((C, 0), np.float32))
     with pytest.raises(ValueError, match='no embedding values'):
-        SemanticDecouplingNeck(
-            num_classes=C,
-            in_channels=DB,
-            feat_channels=D,
-            attn_channels=I,
-            word_vectors=str(path))
+        _neck_without_embed_dims(str(path))

@@ -26,10 +26,10 @@ import time
 
 import torch
 from mmengine.config import Config, DictAction
-from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
 import sarb_mm  # noqa: F401
+from sarb_mm.analysis.complexity import build_unweighted
 
 
 def parse_args():
@@ -59,10 +59,7 @@ def build_model(path, args):
     cfg = Config.fromfile(path)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
-    cfg.model.backbone.pop('init_cfg', None)  # timing needs no weights
-    if 'word_vectors' in cfg.model.get('neck', {}):
-        cfg.model.neck.word_vectors = None  # same cost as the fixed file
-    model = MODELS.build(cfg.model).to(args.device).train()
+    model = build_unweighted(cfg).to(args.device).train()
     head = model.head
     if hasattr(head, 'set_prototypes'):  # SARB: blending fully on
         num_classes = head.num_classes
