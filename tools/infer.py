@@ -14,7 +14,6 @@ an ``"error"`` entry for the images that failed.
 import argparse
 import csv
 import json
-import os
 import os.path as osp
 import sys
 
@@ -22,6 +21,7 @@ import torch
 
 from sarb_mm.utils.errors import InvalidInputError
 from sarb_mm.utils.launch import CheckedDictAction, run_tool
+from sarb_mm.utils.paths import atomic_open, check_output_file, refuse_inputs
 
 
 def parse_args(argv=None):
@@ -64,26 +64,14 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def check_out_path(path: str) -> str:
+def check_out_path(path: str, inputs=()) -> str:
     """The output format; fails before inference on an unusable path."""
-    kind = osp.splitext(path)[1].lower().lstrip('.')
-    if kind not in ('json', 'csv'):
-        raise InvalidInputError(
-            f'--out {path}: use a .json or .csv file name.')
-    if osp.isdir(path):
-        raise InvalidInputError(f'--out {path} is a directory; give a file '
-                                'name such as results.json.')
-    folder = osp.dirname(osp.abspath(path))
-    try:
-        os.makedirs(folder, exist_ok=True)
-    except OSError as err:
-        raise InvalidInputError(f'--out {path}: cannot create {folder} '
-                                f'({err.strerror}).') from None
-    if not os.access(folder, os.W_OK) or (osp.exists(path)
-                                          and not os.access(path, os.W_OK)):
-        raise InvalidInputError(f'--out {path}: not writable; choose '
-                                'another path.')
-    return kind
+    check_output_file(
+        path,
+        '--out', ('.json', '.csv'),
+        inputs=inputs,
+        hint='use a .json or .csv file name.')
+    return osp.splitext(path)[1].lower().lstrip('.')
 
 
 def summary_line(result: dict, thr, topk) -> str:
@@ -117,12 +105,12 @@ def write_json(path: str, results: list, classes) -> None:
         if result['error'] is not None:
             record['error'] = result['error']
         records.append(record)
-    with open(path, 'w', encoding='utf-8') as f:
+    with atomic_open(path, 'w', encoding='utf-8') as f:
         json.dump(records, f, indent=2)
 
 
 def write_csv(path: str, results: list, classes) -> None:
-    with open(path, 'w', newline='', encoding='utf-8') as f:
+    with atomic_open(path, 'w', newline='', encoding='utf-8') as f:
         writer = csv.writer(f)
         writer.writerow(['image', 'labels', 'error', *classes])
         for result in results:
@@ -137,17 +125,24 @@ def write_csv(path: str, results: list, classes) -> None:
 def main(argv=None) -> int:
     args = parse_args(argv)
     # Checked before the model is built: the arguments fail fast.
-    kind = check_out_path(args.out) if args.out is not None else None
+    kind = None
+    if args.out is not None:
+        kind = check_out_path(args.out, [args.config, args.checkpoint])
     if args.batch_size < 1:
         raise InvalidInputError(
             f'--batch-size must be >= 1, got {args.batch_size}.')
     device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
     # Imported here so that --help and argument errors need no mmpretrain.
-    from sarb_mm.apis.inferencer import MultiLabelInferencer, expand_image_path
+    from sarb_mm.apis.inferencer import (MultiLabelInferencer,
+                                         check_drawn_files, expand_image_path)
 
-    # Folders and patterns first: one without images fails before the
-    # model is built.
+    # Inputs and outputs first: a folder without images or an output that
+    # would replace an input fails before the model is built.
     inputs = [path for item in args.inputs for path in expand_image_path(item)]
+    if args.out is not None:
+        refuse_inputs(args.out, inputs, '--out')
+    if args.show_dir is not None:
+        check_drawn_files(inputs, args.show_dir)
     inferencer = MultiLabelInferencer(
         args.config,
         args.checkpoint,

@@ -42,6 +42,8 @@ from sarb_mm.datasets.voc import VOC2007_CLASSES
 from sarb_mm.utils import clip_embeddings
 from sarb_mm.utils.errors import InvalidInputError
 from sarb_mm.utils.launch import run_tool
+from sarb_mm.utils.paths import (atomic_path, check_input_file,
+                                 check_output_file)
 from sarb_mm.utils.word_vectors import (COCO_CLASSES, build_word_vectors,
                                         check_glove_file)
 
@@ -138,45 +140,51 @@ def parse_args(argv=None):
     return args
 
 
+# Files the tool reads; the output may be none of them.
+INPUT_ARGS = ('glove', 'classes', 'config', 'checkpoint', 'model_config')
+
+
 def class_names(args):
     if args.dataset == 'coco':
         return list(COCO_CLASSES)
     if args.dataset == 'voc':
         return list(VOC2007_CLASSES)
     if args.classes:
-        if not osp.isfile(args.classes):
-            raise InvalidInputError(
-                f'--classes file {args.classes!r} does not exist or is not a '
-                'regular file; give a text file with one class name per '
-                'line, in label-index order.')
-        with open(args.classes, encoding='utf-8') as f:
-            names = [line.strip() for line in f if line.strip()]
+        check_input_file(
+            args.classes,
+            '--classes file',
+            hint='Give a text file with one class name per line, in '
+            'label-index order.')
+        from sarb_mm.datasets.utils import read_text_lines
+        names = [
+            line.strip()
+            for _, line in read_text_lines(args.classes, '--classes file')
+            if line.strip()
+        ]
         if not names:
             raise InvalidInputError(
                 f'--classes file {args.classes!r} holds no class name; give '
                 'one per line, in label-index order.')
         return names
-    if not osp.isfile(args.config):
-        raise InvalidInputError(f'Config file {args.config!r} does not '
-                                'exist.')
-    from mmengine.config import Config
     from mmpretrain.registry import DATASETS
 
     import sarb_mm  # noqa: F401
-    cfg = Config.fromfile(args.config)
+    from sarb_mm.utils.config_files import load_config_file
+    cfg = load_config_file(args.config)
     cfg.val_dataloader.dataset.pipeline = []
     return list(DATASETS.build(cfg.val_dataloader.dataset).metainfo['classes'])
 
 
-def output_path(out):
-    """The path actually written: ``np.save`` appends ``.npy`` otherwise."""
+def output_path(out, inputs=()):
+    """The path actually written (``np.save`` appends ``.npy``), checked
+    before the work: not a directory or special file, not an input."""
     path = out if out.endswith('.npy') else f'{out}.npy'
     for candidate in (out, path):
         if osp.isdir(candidate) or candidate.endswith(('/', os.sep)):
             raise InvalidInputError(
                 f'Output {candidate!r} is a directory; give a file name '
                 'ending in .npy, e.g. data/word_vectors/coco_glove_300d.npy.')
-    return path
+    return check_output_file(path, 'Output', inputs=inputs)
 
 
 def check_names(names):
@@ -194,7 +202,8 @@ def check_names(names):
 
 def main():
     args = parse_args()
-    out = output_path(args.out)
+    out = output_path(args.out,
+                      [getattr(args, name, None) for name in INPUT_ARGS])
     if args.source == 'glove':
         check_glove_file(args.glove)  # before building a config's dataset
     names = class_names(args)
@@ -210,13 +219,8 @@ def main():
             tokenizer=args.tokenizer,
             templates=args.templates,
             device=args.device)
-    try:
-        os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
-        np.save(out, vectors)
-    except OSError as err:
-        raise InvalidInputError(
-            f'Cannot write {out!r} ({err.strerror or err}); choose a '
-            'writable path.') from None
+    with atomic_path(out) as tmp:
+        np.save(tmp, vectors)
     note = '' if out == args.out else f' (.npy appended to {args.out!r})'
     print(f'Wrote {vectors.shape} embeddings of {len(names)} classes to '
           f'{out}{note}')

@@ -4,7 +4,6 @@ Besides mmpretrain's flags (``--out``/``--out-item``, ``--show-dir``,
 ``--tta``), ``--report`` logs a per-class table and writes it as CSV.
 """
 import argparse
-import os
 import os.path as osp
 
 import mmengine
@@ -15,11 +14,16 @@ from sarb_mm.utils.errors import InvalidInputError
 from sarb_mm.utils.launch import (add_common_args, build_runner, load_config,
                                   merge_cfg_options, run_tool,
                                   teardown_distributed)
+from sarb_mm.utils.paths import (atomic_path, check_output_dir,
+                                 check_output_file)
 
-PRED_SUFFIXES = ('.pkl', '.pickle')
+# .npz: plain arrays, safe to send to others; .pkl: mmengine's pickle,
+# which mmpretrain's tools read.
+PRED_SUFFIXES = ('.npz', '.pkl', '.pickle')
 # mmengine.dump picks the format from the file name.
-METRICS_SUFFIXES = ('.json', '.yaml', '.yml') + PRED_SUFFIXES
-PRED_HINT = 'use a .pkl file name (the predictions are pickled).'
+METRICS_SUFFIXES = ('.json', '.yaml', '.yml', '.pkl', '.pickle')
+PRED_HINT = ('use a .npz file name (plain arrays) or .pkl (mmengine\'s '
+             'pickle, for mmpretrain\'s tools).')
 REPORT_NAME = 'per_class_report.csv'
 METRIC_TYPE = 'InterpolatedMultiLabelMetric'
 
@@ -30,9 +34,11 @@ def parse_args():
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument(
         '--out',
-        help='also dump the predictions (pred_score, gt_label, ..., the '
-        'class names) to this .pkl file, or with --out-item metrics the '
-        'metrics to a .json / .yaml / .pkl file')
+        help='also write the predictions to this .npz file (plain arrays: '
+        'scores, targets, classes, img_paths; safe to share) or .pkl '
+        '(mmengine\'s pickle of pred_score, gt_label, ... and the class '
+        'names), or with --out-item metrics the metrics to a .json / .yaml '
+        '/ .pkl file')
     parser.add_argument(
         '--out-item',
         choices=['pred', 'metrics'],
@@ -81,27 +87,15 @@ def parse_args():
 def check_out_path(path: str,
                    suffixes=PRED_SUFFIXES,
                    flag: str = '--out',
-                   hint: str = PRED_HINT) -> None:
+                   hint: str = PRED_HINT,
+                   inputs=()) -> None:
     """Fail before the test pass, not after it, on an unusable path."""
-    if not path.lower().endswith(suffixes):
-        raise InvalidInputError(f'{flag} {path}: {hint}')
-    if osp.isdir(path):
-        raise InvalidInputError(f'{flag} {path} is a directory; give a file '
-                                f'name such as out{suffixes[0]}.')
-    folder = osp.dirname(osp.abspath(path))
-    try:
-        os.makedirs(folder, exist_ok=True)
-    except OSError as err:
-        raise InvalidInputError(f'{flag} {path}: cannot create {folder} '
-                                f'({err.strerror}).') from None
-    if not os.access(folder, os.W_OK) or (osp.exists(path)
-                                          and not os.access(path, os.W_OK)):
-        raise InvalidInputError(f'{flag} {path}: not writable; choose '
-                                'another path.')
+    check_output_file(path, flag, suffixes, inputs=inputs, hint=hint)
 
 
 def check_flags(args) -> None:
     """Combinations of flags that cannot work, refused before any work."""
+    inputs = (args.config, args.checkpoint)
     if args.out_item is not None and args.out is None:
         raise InvalidInputError(
             f'--out-item {args.out_item} needs --out FILE to write to.')
@@ -109,14 +103,17 @@ def check_flags(args) -> None:
         if args.out_item == 'metrics':
             hint = ('use a .json, .yaml or .pkl file name (the format '
                     'follows the extension).')
-            check_out_path(args.out, METRICS_SUFFIXES, hint=hint)
+            check_out_path(
+                args.out, METRICS_SUFFIXES, hint=hint, inputs=inputs)
         elif args.out.lower().endswith(METRICS_SUFFIXES[:3]):
             raise InvalidInputError(
-                f'--out {args.out}: the predictions are pickled, use a .pkl '
-                'file name; for the metrics as JSON / YAML add --out-item '
+                f'--out {args.out}: the predictions are written as .npz '
+                '(or .pkl); for the metrics as JSON / YAML add --out-item '
                 'metrics.')
         else:
-            check_out_path(args.out)
+            check_out_path(args.out, inputs=inputs)
+    if args.show_dir is not None:
+        check_output_dir(args.show_dir, '--show-dir')
     if args.interval < 1:
         raise InvalidInputError(
             f'--interval must be 1 or more, got {args.interval}.')
@@ -147,7 +144,9 @@ def _metric_list(cfg: Config) -> list:
 
 def add_dump(cfg: Config, out: str) -> None:
     """Append the prediction dump to the configured metrics."""
-    dump = dict(type='DumpResultsWithClasses', out_file_path=out)
+    kind = ('DumpPredictionArrays'
+            if out.lower().endswith('.npz') else 'DumpResultsWithClasses')
+    dump = dict(type=kind, out_file_path=out)
     evaluator = cfg.get('test_evaluator')
     if isinstance(evaluator, dict) and 'metrics' in evaluator:
         evaluator['metrics'] = _metric_list(cfg) + [dump]
@@ -160,7 +159,8 @@ def apply_report(cfg: Config, report: str) -> None:
     path = report or cfg.work_dir
     if not path.lower().endswith('.csv'):
         path = osp.join(path, REPORT_NAME)
-    check_out_path(path, ('.csv', ), '--report', 'use a .csv file name.')
+    check_out_path(path, ('.csv', ), '--report', 'use a .csv file name.',
+                   (cfg.filename, cfg.load_from))
     metrics = [m for m in _metric_list(cfg) if _is_type(m, METRIC_TYPE)]
     if len(metrics) != 1:
         raise InvalidInputError(
@@ -232,13 +232,19 @@ def merge_args(cfg: Config, args) -> Config:
     return cfg
 
 
+def _dump_format(path: str) -> str:
+    suffix = osp.splitext(path)[1].lower().lstrip('.')
+    return dict(yml='yaml', pickle='pkl').get(suffix, suffix)
+
+
 def main():
     args = parse_args()
     check_flags(args)
     cfg = merge_args(load_config(args), args)
     metrics = build_runner(cfg).test()
     if args.out_item == 'metrics' and is_main_process():
-        mmengine.dump(metrics, args.out)
+        with atomic_path(args.out) as tmp:
+            mmengine.dump(metrics, tmp, file_format=_dump_format(args.out))
         print(f'Metrics written to {args.out}.')
     teardown_distributed()
 

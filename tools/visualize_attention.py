@@ -12,6 +12,7 @@ import torch
 
 from sarb_mm.utils.launch import (CheckedDictAction, load_config,
                                   merge_cfg_options, run_tool)
+from sarb_mm.utils.paths import check_output_file
 
 
 def parse_args():
@@ -68,6 +69,8 @@ def main():
 
     # Bad flags and a non-SARB config fail before the checkpoint is read.
     check_figure_path(args.out)
+    check_output_file(
+        args.out, '--out', inputs=[args.config, args.checkpoint, args.image])
     cfg = load_config(
         SimpleNamespace(
             config=args.config, work_dir=None, launcher='none', local_rank=0))

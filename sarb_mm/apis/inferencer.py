@@ -1,5 +1,4 @@
 """Multi-label inference on images, folders and globs."""
-import glob
 import logging
 import numbers
 import os
@@ -20,13 +19,11 @@ from rich import get_console
 from rich.progress import track
 
 from sarb_mm.utils.errors import InvalidInputError
+from sarb_mm.utils.paths import check_output_dir
 from sarb_mm.utils.validation import check_int
+from .image_paths import drawn_file_names, expand_image_path
 from .model import init_model
 
-# What a folder or glob yields (lower case; mmpretrain's ImageNet list plus
-# the formats Pillow and OpenCV both decode).
-IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.ppm', '.pgm', '.tif',
-                    '.tiff', '.webp')
 # Drawn images get at least this short edge, so that the labels are legible
 # on small inputs (such as the 64 px demo images).
 MIN_DRAWN_EDGE = 256
@@ -45,7 +42,8 @@ class MultiLabelInferencer(ImageClassificationInferencer):
 
     Inputs are image paths, folders (searched recursively for
     ``IMAGE_EXTENSIONS``, in sorted order), glob patterns (``**``
-    recursive) or arrays (H x W x 3 BGR as OpenCV and mmcv load them, H x W
+    recursive; neither follows links to folders, and each image is listed
+    once) or arrays (H x W x 3 BGR as OpenCV and mmcv load them, H x W
     grayscale or H x W x 4 BGRA), alone or in a list. The config's test
     pipeline resizes them: its image loader reads the paths, the rest is
     applied to every image.
@@ -169,8 +167,8 @@ class MultiLabelInferencer(ImageClassificationInferencer):
         batch_size = check_int(batch_size, 'batch_size')
         thr, topk = self.resolve_selection(thr, topk)
         items = self._inputs_to_list(inputs)
-        if show_dir is not None:
-            _make_dir(show_dir)  # before the work, not after it
+        if show_dir is not None:  # before the work, not after it
+            check_drawn_files(items, show_dir)
         errors: List[Optional[str]] = [None] * len(items)
         preds: List[Optional[DataSample]] = [None] * len(items)
         # A list (of paths and arrays, not images): rich's bar takes its
@@ -328,22 +326,21 @@ class MultiLabelInferencer(ImageClassificationInferencer):
         if self.visualizer is None:
             from mmpretrain.visualization import UniversalVisualizer
             self.visualizer = UniversalVisualizer()
-        _make_dir(show_dir)
-        written, used = [], set()
-        for i, (item, sample) in enumerate(zip(ori_inputs, preds)):
+        check_drawn_files(ori_inputs, show_dir)
+        written = []
+        for item, sample, file_name in zip(ori_inputs, preds,
+                                           drawn_file_names(ori_inputs)):
             if sample is None:
                 written.append(None)
                 continue
             if isinstance(item, np.ndarray):
                 image = as_bgr_image(item)
-                name = f'array_{i}'
             else:
                 image = mmcv.imread(item)
-                name = osp.splitext(osp.basename(item))[0]
-            name = _unique(name, used)
+            name = osp.splitext(file_name)[0]
             short = min(image.shape[:2])
             edge = resize if resize is not None else max(short, MIN_DRAWN_EDGE)
-            out_file = osp.join(show_dir, name + '.png')
+            out_file = osp.join(show_dir, file_name)
             self.visualizer.visualize_cls(
                 image[..., ::-1],  # the visualizer draws RGB
                 sample,
@@ -382,48 +379,6 @@ class MultiLabelInferencer(ImageClassificationInferencer):
         return results
 
 
-def expand_image_path(path: str) -> List[str]:
-    """A file stays as given (missing files are reported when read); a
-    folder gives its images recursively, a glob pattern its matches (image
-    files, and the images of matched folders), both sorted.
-
-    Raises:
-        InvalidInputError: A folder without images, or a pattern matching
-            none.
-    """
-    if osp.isdir(path):
-        found = _images_under(path)
-        if not found:
-            raise InvalidInputError(
-                f'Folder {path} holds no images (searched recursively for '
-                f'{", ".join(IMAGE_EXTENSIONS)}).')
-        return found
-    if osp.exists(path) or not glob.has_magic(path):
-        return [path]
-    found = []
-    for match in sorted(glob.glob(path, recursive=True)):
-        if osp.isdir(match):
-            found += _images_under(match)
-        elif match.lower().endswith(IMAGE_EXTENSIONS):
-            found.append(match)
-    if not found:
-        raise InvalidInputError(
-            f'Pattern {path} matches no image file (quote it so that the '
-            'shell passes it on, and check the folder and extension).')
-    return found
-
-
-def _images_under(folder: str) -> List[str]:
-    found = []
-    for root, dirs, files in os.walk(folder):
-        dirs.sort()
-        found += [
-            osp.join(root, name) for name in sorted(files)
-            if name.lower().endswith(IMAGE_EXTENSIONS)
-        ]
-    return found
-
-
 def as_bgr_image(array: np.ndarray) -> np.ndarray:
     """An H x W x 3 BGR image from an H x W (grayscale), H x W x 1, x 3
     (BGR) or x 4 (BGRA) array, as the image loaders give."""
@@ -438,13 +393,26 @@ def as_bgr_image(array: np.ndarray) -> np.ndarray:
         f'H x W x 4 (BGRA), got shape {array.shape}')
 
 
-def _make_dir(folder: str) -> None:
-    try:
-        os.makedirs(folder, exist_ok=True)
-    except OSError as err:
-        raise InvalidInputError(
-            f'show_dir {folder}: cannot create it ({err.strerror}); choose '
-            'another folder.') from None
+def check_drawn_files(items: Sequence, show_dir: str) -> None:
+    """Create ``show_dir`` and refuse to draw over an input image.
+
+    Raises:
+        InvalidInputError: ``show_dir`` is unusable, or a drawn file would
+            replace one of the input images (both are named).
+    """
+    check_output_dir(show_dir, 'show_dir')
+    inputs = {
+        osp.realpath(os.fspath(item)): item
+        for item in items if isinstance(item, (str, os.PathLike))
+    }
+    for file_name in drawn_file_names(items):
+        out_file = osp.join(show_dir, file_name)
+        replaced = inputs.get(osp.realpath(out_file))
+        if replaced is not None:
+            raise InvalidInputError(
+                f'show_dir {show_dir}: the drawn image {out_file} would '
+                f'overwrite the input image {replaced}; choose a show_dir '
+                'that is not the folder of the input images.')
 
 
 def _interactive() -> bool:
@@ -473,11 +441,3 @@ def _describe_failure(item, err: Exception) -> str:
     if str(item) in message:
         return message
     return f'Cannot process image {item}: {message}.'
-
-
-def _unique(name: str, used: set) -> str:
-    candidate, n = name, 1
-    while candidate in used:
-        candidate, n = f'{name}_{n}', n + 1
-    used.add(candidate)
-    return candidate

@@ -12,10 +12,16 @@ from .native_partial import (Entry, NativePartialDataset, class_index,
                              describe_classes, read_class_file)
 from .partial_labels import validate_known_ratio, validate_seed
 from .synthetic import claim_demo_root, make_demo_dataset
-from .utils import (_DuplicateKey, _unique_keys, load_json_file, require_file,
-                    short_repr)
+from .utils import (_DuplicateKey, _unique_keys, bounded_lines, load_json_file,
+                    require_file, short_repr)
 
 FIELDS = ('img', 'pos', 'neg')
+#: The longest line (record) of a JSON Lines file, in bytes, the default of
+#: ``max_record_bytes``. A record names one image and its classes, a few
+#: hundred bytes even with thousands of classes; a longer line is refused
+#: after reading this much of it, so that a line padded to gigabytes never
+#: is read into memory.
+MAX_RECORD_BYTES = 16 * 1024**2
 EXAMPLE_LINE = '{"img": "images/0001.jpg", "pos": ["cat"], "neg": ["dog"]}'
 
 
@@ -62,6 +68,9 @@ class JsonLinesPartialDataset(NativePartialDataset):
             see :class:`NativePartialDataset`. Defaults to 'error'.
         allow_outside_data_root (bool): Accept ``"img"`` paths that leave
             the image directory. Defaults to False.
+        max_record_bytes (int): The longest line of ``ann_file``, in bytes;
+            a longer one is an error naming the line. Defaults to
+            :data:`MAX_RECORD_BYTES` (16 MiB).
         **kwargs: Other arguments of :class:`mmpretrain.datasets.BaseDataset`
             (``pipeline``, ``test_mode``, ``lazy_init``, ...).
     """
@@ -76,7 +85,14 @@ class JsonLinesPartialDataset(NativePartialDataset):
                  metainfo: Optional[dict] = None,
                  missing_images: str = 'error',
                  allow_outside_data_root: bool = False,
+                 max_record_bytes: int = MAX_RECORD_BYTES,
                  **kwargs) -> None:
+        if (not isinstance(max_record_bytes, int)
+                or isinstance(max_record_bytes, bool) or max_record_bytes < 1):
+            raise InvalidInputError(
+                'JsonLinesPartialDataset: max_record_bytes must be a positive '
+                f'number of bytes, but got {max_record_bytes!r}.')
+        self.max_record_bytes = max_record_bytes
         if not isinstance(class_file, str) or not class_file:
             raise InvalidInputError(
                 'JsonLinesPartialDataset: class_file must be the path of the '
@@ -114,7 +130,16 @@ class JsonLinesPartialDataset(NativePartialDataset):
         index = class_index(names)
         num_lines = 0
         with open(self.ann_file, 'rb') as f:
-            for lineno, raw in enumerate(f, 1):
+            # Read with a bounded readline: iterating over the file would
+            # read a line padded to gigabytes whole.
+            lines = bounded_lines(
+                f,
+                self.ann_file,
+                'JSON Lines file',
+                self.max_record_bytes,
+                how_to_raise='set max_record_bytes to a larger number of '
+                'bytes in the dataset config')
+            for lineno, raw in enumerate(lines, 1):
                 where = f'JSON Lines file {self.ann_file!r}, line {lineno}'
                 record = _decode_line(raw, lineno, where)
                 if record is None:

@@ -26,9 +26,10 @@ class LVISPartialDataset(NativePartialDataset):
 
     Per image, a class is
 
-    - a known positive if the image has an annotation of it, or lists it in
-      ``not_exhaustive_category_ids`` (present, but not every instance
-      annotated);
+    - a known positive if the image has an annotation of it (a category in
+      ``not_exhaustive_category_ids`` without an annotation on the image
+      stays unknown, as the official LVIS evaluation counts only annotated
+      categories as present);
     - a known negative if the image lists it in ``neg_category_ids``
       (verified absent);
     - unknown otherwise.
@@ -140,18 +141,23 @@ class LVISPartialDataset(NativePartialDataset):
                     f'{where} has no "neg_category_ids"; this is not an '
                     'LVIS-style file. A COCO file has complete labels: use '
                     'CocoMultiLabelDataset (with PartialLabelDataset).')
-            pos = dict(positives[img_id])
+            pos = positives[img_id]
+            # Present but not every instance annotated: as in the official
+            # LVIS evaluation, only annotated categories count as present,
+            # so a listed category without an annotation stays unknown.
+            claims = dict(pos)
             for cls in self._categories(img, 'not_exhaustive_category_ids',
                                         column, where):
-                pos.setdefault(cls, 'not_exhaustive_category_ids')
+                claims.setdefault(cls, 'not_exhaustive_category_ids')
             neg = self._categories(img, 'neg_category_ids', column, where)
-            both = sorted(set(pos) & set(neg))
+            both = sorted(set(claims) & set(neg))
             if both:
                 raise InvalidInputError(
                     f'{where}: the class {names[both[0]]!r} is in '
-                    f'"neg_category_ids" but also positive ({pos[both[0]]}) '
-                    '(contradictory labels). An image cannot be verified '
-                    'both to have and to lack a class: fix the entry.')
+                    f'"neg_category_ids" but also positive '
+                    f'({claims[both[0]]}) (contradictory labels). An image '
+                    'cannot be verified both to have and to lack a class: '
+                    'fix the entry.')
             yield self._file_name(img, where), sorted(pos), neg, where
 
     @staticmethod

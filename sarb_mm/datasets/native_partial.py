@@ -13,7 +13,7 @@ from mmengine.logging import MMLogger
 from mmpretrain.datasets import MultiLabelDataset
 
 from sarb_mm.utils.errors import InvalidInputError
-from .utils import (_read_text, check_class_names, check_file_name,
+from .utils import (check_class_names, check_file_name, read_text_lines,
                     require_dir, short_repr)
 
 MISSING_IMAGE_MODES = ('error', 'skip', 'unchecked')
@@ -274,7 +274,9 @@ def read_class_file(path: str, what: str) -> List[str]:
     """Read a file of class names, one per line, blank lines skipped.
 
     Surrounding white space is stripped. A name listed twice is an error
-    naming both lines: it would merge two classes.
+    naming both lines: it would merge two classes. The file is read line by
+    line; a line longer than ``MAX_LINE_LENGTH`` (see :mod:`.utils`) is
+    refused with its number.
 
     Args:
         path (str): The text file (UTF-8); its existence must already be
@@ -285,7 +287,7 @@ def read_class_file(path: str, what: str) -> List[str]:
         list[str]: The names in file order.
     """
     names, first = [], {}
-    for lineno, line in enumerate(_read_text(path, what).splitlines(), 1):
+    for lineno, line in read_text_lines(path, what):
         name = line.strip()
         if not name:
             continue

@@ -1,20 +1,33 @@
 """OpenImages human-verified image-level labels as a partial-label dataset."""
 import contextlib
 import csv
+import itertools
 import os.path as osp
+import re
 from array import array
 from typing import Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
+from mmengine.logging import print_log
 from mmpretrain.registry import DATASETS
 
 from sarb_mm.utils.errors import InvalidInputError
+from . import utils
+from .json_stream import Utf8Error, Utf8Reader
 from .native_partial import (Entry, NativePartialDataset, describe_classes,
                              read_class_file)
-from .utils import require_file, short_repr
+from .utils import line_too_long, require_file, short_repr
 
 LABEL_HEADER = ('ImageID', 'Source', 'LabelName', 'Confidence')
 CLASS_HEADER = ('LabelName', 'DisplayName')
+# The Source values of human-verified labels. OpenImages also ships
+# 'machine' rows (a classifier's confidence, e.g. 0.7, or rounded to 0/1):
+# those are predictions, not verified labels.
+HUMAN_VERIFIED_SOURCES = ('verification', 'crowdsource-verification')
+# Bytes decoded per block of CSV lines.
+_CSV_BLOCK = 64 * 1024
+# A CSV line: what a text file opened with newline='' gives as a line.
+_CSV_LINE = re.compile(r'[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+')
 
 
 class OpenImagesLabels(NamedTuple):
@@ -31,6 +44,7 @@ class OpenImagesLabels(NamedTuple):
     indptr: np.ndarray  # int64 (num_images + 1,)
     classes: np.ndarray  # int32 (num_known,)
     values: np.ndarray  # int8 (num_known,)
+    skipped_rows: int = 0  # rows of a Source that was not accepted
 
     def to_matrix(self) -> np.ndarray:
         """The dense (num_images, num_classes) int8 matrix of 1/-1/0."""
@@ -55,9 +69,10 @@ def read_class_descriptions(path: str) -> Tuple[List[str], List[str]]:
         file order.
     """
     mids, names, first = [], [], {}
+    what = 'OpenImages class-description file'
     with _open_csv(path) as f:
-        reader = csv.reader(f)
-        with _csv_errors(reader, path, 'OpenImages class-description file'):
+        reader = csv.reader(_csv_lines(f, path, what))
+        with _csv_errors(reader, path, what):
             for row in reader:
                 if not row:
                     continue
@@ -152,8 +167,9 @@ def resolve_class_subset(subset: Union[str, Sequence[str]], mids: List[str],
 def parse_openimages_labels(
     label_file: str,
     class_file: str,
-    class_subset: Optional[Union[str,
-                                 Sequence[str]]] = None) -> OpenImagesLabels:
+    class_subset: Optional[Union[str, Sequence[str]]] = None,
+    sources: Optional[Sequence[str]] = HUMAN_VERIFIED_SOURCES
+) -> OpenImagesLabels:
     """Stream an OpenImages image-level label CSV into sparse known labels.
 
     The label file has a header naming at least the columns ``ImageID``,
@@ -168,7 +184,10 @@ def parse_openimages_labels(
     Confidence 1 is a verified positive, 0 a verified negative; a class
     without a row is unknown. Rows of classes outside ``class_subset`` are
     skipped; images without any kept row are not listed. The same label
-    given twice with one value (e.g. by two sources) counts once.
+    given twice with one value (e.g. by two sources) counts once. Only the
+    rows whose ``Source`` is in ``sources`` count (by default the
+    human-verified ones); the others, e.g. ``machine`` predictions, are
+    skipped as if absent.
 
     Args:
         label_file (str): The image-level label CSV.
@@ -176,6 +195,9 @@ def parse_openimages_labels(
         class_subset (str | Sequence[str], optional): Classes to keep, in
             this order (see :func:`resolve_class_subset`). Defaults to None:
             every class of ``class_file``, in its order.
+        sources (Sequence[str], optional): The accepted ``Source`` values.
+            Defaults to :data:`HUMAN_VERIFIED_SOURCES`. None accepts every
+            row (and a file without a Source column).
 
     Returns:
         OpenImagesLabels: The known labels.
@@ -204,10 +226,13 @@ def parse_openimages_labels(
     keys = array('q')
     what = 'OpenImages label file'
     with _open_csv(label_file) as f:
-        reader = csv.reader(f)
+        reader = csv.reader(_csv_lines(f, label_file, what))
         with _csv_errors(reader, label_file, what):
             header = next(reader, None)
             i_img, i_label, i_conf = _header_columns(header, label_file)
+            i_src = _source_column(header, label_file, sources)
+            accepted = None if sources is None else frozenset(sources)
+            skipped = 0
             width = len(header)
             for row in reader:
                 if len(row) != width:
@@ -227,6 +252,9 @@ def parse_openimages_labels(
                         'class descriptions of the same OpenImages release '
                         'as the labels.')
                 if col < 0:
+                    continue
+                if accepted is not None and row[i_src] not in accepted:
+                    skipped += 1
                     continue
                 confidence = row[i_conf]
                 if confidence == '1':
@@ -255,8 +283,8 @@ def parse_openimages_labels(
     del keys
     if clash is not None:
         img, col = clash
-        _report_conflict(label_file, i_img, i_label, i_conf, image_ids[img],
-                         mids[kept[col]], names[kept[col]])
+        _report_conflict(label_file, (i_img, i_label, i_conf, i_src), accepted,
+                         image_ids[img], mids[kept[col]], names[kept[col]])
     return OpenImagesLabels(
         image_ids=image_ids,
         label_names=[mids[i] for i in kept],
@@ -264,7 +292,8 @@ def parse_openimages_labels(
                                   [mids[i] for i in kept]),
         indptr=indptr,
         classes=classes,
-        values=values)
+        values=values,
+        skipped_rows=skipped)
 
 
 def _compress(keys: array, num_images: int, num_classes: int):
@@ -297,17 +326,20 @@ def _compress(keys: array, num_images: int, num_classes: int):
     return indptr, classes, values, None
 
 
-def _report_conflict(path: str, i_img: int, i_label: int, i_conf: int,
-                     image_id: str, mid: str, name: str) -> None:
+def _report_conflict(path: str, columns: Tuple[int, int, int, int],
+                     accepted: Optional[frozenset], image_id: str, mid: str,
+                     name: str) -> None:
     """Find the first row of each value of a contradictory label (a second
     pass over the file, only on this error) and raise."""
+    i_img, i_label, i_conf, i_src = columns
     first, count = {}, 0
     with _open_csv(path) as f:
-        reader = csv.reader(f)
+        reader = csv.reader(_csv_lines(f, path, 'OpenImages label file'))
         next(reader)
         for row in reader:
-            if (len(row) > max(i_img, i_label, i_conf)
-                    and row[i_img] == image_id and row[i_label] == mid):
+            if (len(row) > max(i_img, i_label, i_conf, i_src)
+                    and row[i_img] == image_id and row[i_label] == mid
+                    and (accepted is None or row[i_src] in accepted)):
                 value = _confidence(row[i_conf], path, reader.line_num)
                 first.setdefault(value, reader.line_num)
                 count += 1
@@ -321,23 +353,110 @@ def _report_conflict(path: str, i_img: int, i_label: int, i_conf: int,
 
 
 def _open_csv(path: str):
-    # newline='' lets the csv module handle quoted line breaks.
-    return open(path, encoding='utf-8-sig', newline='')
+    # Binary: _csv_lines decodes and splits the lines itself, to bound
+    # their length and to name the byte and line of invalid UTF-8.
+    return open(path, 'rb')
+
+
+def _csv_lines(f, path: str, what: str) -> Iterator[str]:
+    """The lines of a CSV file opened in binary mode, for ``csv.reader``,
+    with bounded memory.
+
+    ``csv.reader(f)`` reads each physical line whole, however long. Here
+    the file is decoded in blocks and split into lines (at ``\\n``,
+    ``\\r\\n`` and ``\\r``, as a text file opened with ``newline=''``
+    does), and a line longer than ``utils.MAX_LINE_LENGTH`` characters is
+    refused, naming it, before more of it is read. A row may also span
+    lines inside a quoted field: the csv module caps each field
+    (``csv.field_size_limit``), but not a row of many short quoted fields
+    with line breaks, so the lines under one open quote are capped
+    together. Lines are handed over a block at a time (a chain of lists),
+    so the row loop runs at the speed of reading the file directly.
+    """
+    return itertools.chain.from_iterable(_csv_blocks(f, path, what))
+
+
+def _csv_blocks(f, path: str, what: str) -> Iterator[List[str]]:
+    limit = utils.MAX_LINE_LENGTH
+    reader = Utf8Reader(f)
+    tail = ''  # the unfinished last line of the blocks read so far
+    done = opened = span = 0  # lines handed over; the open quote's lines
+    while True:
+        # Read at least as much as the unfinished line: it is split again
+        # with each block, and this keeps the work linear in its length.
+        try:
+            text = tail + reader.read(max(_CSV_BLOCK, len(tail)))
+        except Utf8Error as err:
+            # The line of the bad byte: after the complete lines before it.
+            pieces = (tail + err.text).splitlines(True)
+            if pieces and not pieces[-1].endswith(('\n', '\r')):
+                pieces.pop()
+            line = done + len(pieces) + 1
+            raise InvalidInputError(
+                f'{what} {path!r} is not UTF-8 text (byte {err.offset} is '
+                f'{err.byte!r}), on line {line}; re-save it as UTF-8.'
+            ) from None
+        if reader.eof:
+            lines, tail = [text] if text else [], ''
+        else:
+            lines = (
+                _CSV_LINE.findall(text)
+                if _has_other_breaks(text) else text.splitlines(True))
+            tail = lines.pop() if lines else ''
+        if lines and max(map(len, lines)) > limit:
+            first = next(i for i, line in enumerate(lines)
+                         if len(line) > limit)
+            raise line_too_long(path, what, done + first + 1, limit, False)
+        if len(tail) > limit:
+            raise line_too_long(path, what, done + len(lines) + 1, limit,
+                                False)
+        if opened or '"' in text:
+            # A quote is open after a line with an odd number of '"' (a
+            # quote doubled inside a quoted field counts two).
+            for i, line in enumerate(lines, done + 1):
+                if opened:
+                    span += len(line)
+                    if span > limit:
+                        raise _quote_too_long(path, what, opened, i, span,
+                                              limit)
+                    if line.count('"') % 2:
+                        opened = 0
+                elif '"' in line and line.count('"') % 2:
+                    opened, span = i, len(line)
+        done += len(lines)
+        if lines:
+            yield lines
+        if reader.eof:
+            return
+
+
+def _has_other_breaks(text: str) -> bool:
+    """Whether ``text`` has a line break of ``str.splitlines`` that ends no
+    CSV line (``\\v``, ``\\f``, ...; a few ``in`` tests, far faster than
+    a regular expression)."""
+    return (any(c in text for c in '\x0b\x0c\x1c\x1d\x1e')
+            or (not text.isascii() and any(c in text
+                                           for c in '\x85\u2028\u2029')))
+
+
+def _quote_too_long(path: str, what: str, opened: int, lineno: int, span: int,
+                    limit: int) -> InvalidInputError:
+    return InvalidInputError(
+        f'{what} {path!r}, lines {opened}-{lineno}: the quoted field opened '
+        f'on line {opened} is still open after {span:,} characters, more '
+        f'than the limit of one row ({limit:,}). Its closing quote is '
+        'probably missing (a quote inside a field is written twice, ""). If '
+        'the row is genuine, set sarb_mm.datasets.utils.MAX_LINE_LENGTH to '
+        'a larger value before building the dataset.')
 
 
 @contextlib.contextmanager
 def _csv_errors(reader, path: str, what: str):
-    """Turn decoding and CSV errors of ``reader`` into errors naming the
-    line (a wrapper around the loop, not around each row: the rows of a
-    large file are read at full speed)."""
+    """Turn CSV errors of ``reader`` into errors naming the line (a
+    wrapper around the loop, not around each row: the rows of a large file
+    are read at full speed). :func:`_csv_lines` words its own errors."""
     try:
         yield
-    except UnicodeDecodeError as e:
-        raise InvalidInputError(
-            f'{what} {path!r} is not UTF-8 text after line '
-            f'{reader.line_num} (byte {e.start} of a read block is '
-            f'{e.object[e.start:e.start + 1]!r}); re-save it as UTF-8.'
-        ) from None
     except csv.Error as e:
         raise InvalidInputError(f'{what} {path!r}, line {reader.line_num}: '
                                 f'not valid CSV ({e}).') from None
@@ -357,6 +476,27 @@ def _header_columns(header, path: str) -> Tuple[int, int, int]:
             f'{",".join(LABEL_HEADER)!r}; add it if the file lacks it.')
     return (fields.index('ImageID'), fields.index('LabelName'),
             fields.index('Confidence'))
+
+
+def _source_column(header, path: str, sources) -> int:
+    """The index of the Source column (-1 when every source counts)."""
+    if sources is None:
+        return -1
+    if isinstance(sources,
+                  str) or not all(isinstance(x, str)
+                                  for x in sources) or not sources:
+        raise InvalidInputError(
+            f'OpenImages sources must be a list of Source values such as '
+            f'{list(HUMAN_VERIFIED_SOURCES)}, or None for every row; got '
+            f'{sources!r}.')
+    fields = [c.strip() for c in header]
+    if 'Source' not in fields:
+        raise InvalidInputError(
+            f'OpenImages label file {path!r} has no Source column, so the '
+            f'human-verified rows ({", ".join(sources)}) cannot be told '
+            'from machine predictions. Add the column, or set sources=None '
+            'in the dataset config if every row is a verified label.')
+    return fields.index('Source')
 
 
 def _confidence(text: str, path: str, lineno: int) -> int:
@@ -415,7 +555,8 @@ class OpenImagesPartialDataset(NativePartialDataset):
 
     Rows ``ImageID,Source,LabelName,Confidence``: Confidence 1 is a verified
     positive, 0 a verified negative, and a class without a row for an image
-    is unknown. The classes are those of the class-description file (rows
+    is unknown. Only human-verified rows count (``sources``). The classes
+    are those of the class-description file (rows
     ``LabelName,DisplayName``, with or without a header), or
     ``class_subset``, in its order; class names are the DisplayNames (with
     the LabelName added where two kept classes share one). The dataset
@@ -447,6 +588,11 @@ class OpenImagesPartialDataset(NativePartialDataset):
             Defaults to None.
         missing_images (str): ``'error'``, ``'skip'`` or ``'unchecked'``,
             see :class:`NativePartialDataset`. Defaults to 'error'.
+        sources (Sequence[str], optional): ``Source`` values whose rows
+            count. Defaults to ``('verification',
+            'crowdsource-verification')``, the human-verified labels;
+            ``machine`` rows (classifier predictions) are skipped. None
+            accepts every row.
         **kwargs: Other arguments of :class:`NativePartialDataset` and
             :class:`mmpretrain.datasets.BaseDataset`.
     """
@@ -467,8 +613,12 @@ class OpenImagesPartialDataset(NativePartialDataset):
                  img_suffix: str = '.jpg',
                  metainfo: Optional[dict] = None,
                  missing_images: str = 'error',
+                 sources: Optional[Sequence[str]] = HUMAN_VERIFIED_SOURCES,
                  **kwargs) -> None:
         self.class_file = _under(data_root, class_file, 'class_file')
+        # A str is kept as is, for parse_openimages_labels to refuse.
+        self.sources = (
+            tuple(sources) if isinstance(sources, (list, tuple)) else sources)
         self.class_subset = (
             _under(data_root, class_subset, 'class_subset') if isinstance(
                 class_subset, str) else class_subset)
@@ -506,7 +656,13 @@ class OpenImagesPartialDataset(NativePartialDataset):
             require_file(self.class_subset, 'OpenImages class_subset file',
                          self._layout)
         labels = parse_openimages_labels(self.ann_file, self.class_file,
-                                         self.class_subset)
+                                         self.class_subset, self.sources)
+        if labels.skipped_rows:
+            print_log(
+                f'OpenImages label file {self.ann_file}: skipped '
+                f'{labels.skipped_rows} rows whose Source is not in '
+                f'{list(self.sources)} (e.g. machine predictions).',
+                logger='current')
         self.label_names = labels.label_names
         return labels.class_names, self._entries(labels)
 

@@ -8,6 +8,7 @@ from mmengine.logging import MMLogger
 from mmpretrain.registry import DATASETS, TRANSFORMS
 
 from sarb_mm.utils.errors import InvalidInputError
+from sarb_mm.utils.paths import atomic_path
 from .partial_labels import (load_partial_labels, make_partial_labels,
                              split_fingerprint, validate_known_ratio,
                              validate_seed)
@@ -199,8 +200,10 @@ class PartialLabelDataset:
             f'positive, split fingerprint {self.fingerprint[:12]}.')
 
     def save(self, path: str) -> None:
-        """Write the partial-label matrix as ``.npy`` for auditing/reuse."""
-        np.save(path, self.partial_labels)
+        """Write the partial-label matrix as ``.npy`` for auditing/reuse
+        (through a temporary file: a crash leaves no truncated split)."""
+        with atomic_path(path) as tmp, open(tmp, 'wb') as f:
+            np.save(f, self.partial_labels)
 
     def get_data_info(self, idx: int) -> dict:
         info = self.dataset.get_data_info(idx)

@@ -1,4 +1,5 @@
-"""Image loading that names the offending file and cannot hang or blow up.
+"""Image loading that names the offending file and cannot hang or blow up,
+and augmentation draws that depend on the sample, not on the worker.
 
 A dataset lists its images by name, and a name can point at anything: a
 FIFO (reading it blocks the data loader forever), a device such as
@@ -6,18 +7,26 @@ FIFO (reading it blocks the data loader forever), a device such as
 header declares a gigantic image (OpenCV decodes up to 2**30 pixels, several
 GB of memory and tens of seconds each). :class:`CheckedLoadImageFromFile`
 refuses those before reading or decoding them.
+
+:class:`SeedFromSample` seeds the random transforms after it from (seed,
+epoch, sample index), so a resumed run repeats the uninterrupted run's
+augmentations whichever worker loads a sample.
 """
 import io
 import os
+import random
 import re
 import stat
 import sys
+import urllib.error
+import urllib.request
 import warnings
 from typing import Optional, Tuple
 
 import mmcv
 import numpy as np
-from mmcv.transforms import LoadImageFromFile
+import torch
+from mmcv.transforms import BaseTransform, LoadImageFromFile
 from mmengine import fileio
 from mmpretrain.registry import TRANSFORMS
 from PIL import Image
@@ -29,6 +38,9 @@ DEFAULT_MAX_PIXELS = 89_478_485
 # Photographs compress to a few MB; only an uncompressed image of about
 # max_pixels comes near this. Small enough to stop a runaway read early.
 DEFAULT_MAX_FILE_SIZE = 256 * 1024**2
+
+# A stalled server must not block a data loader worker forever.
+HTTP_TIMEOUT_SECONDS = 60
 
 _KINDS = ((stat.S_ISDIR, 'directory'), (stat.S_ISFIFO, 'FIFO (named pipe)'),
           (stat.S_ISCHR, 'character device'), (stat.S_ISBLK, 'block device'),
@@ -66,7 +78,10 @@ class CheckedLoadImageFromFile(LoadImageFromFile):
     larger than ``max_file_size`` are refused before they are read. With
     any other backend (chosen by ``backend_args`` or by a URL prefix such as
     ``s3://`` in ``data_root``) those local checks do not apply and the size
-    limit is checked on the fetched bytes.
+    limit is checked on the fetched bytes; over HTTP(S) the download itself
+    stops after ``max_file_size`` bytes (or at once, from the declared
+    ``Content-Length``), a 404 is a missing image, and a server that stalls
+    for ``HTTP_TIMEOUT_SECONDS`` is an error naming the URL.
 
     Before decoding, the image header is read with Pillow and an image that
     declares more than ``max_pixels`` pixels is refused, for every backend.
@@ -170,8 +185,39 @@ class CheckedLoadImageFromFile(LoadImageFromFile):
                 'backend_args.') from None
         if isinstance(backend, (fileio.LocalBackend, fileio.HardDiskBackend)):
             return self._read_local(os.fspath(path))
-        data = backend.get(path)
+        if isinstance(backend, fileio.HTTPBackend):
+            return self._read_http(str(path))
+        try:
+            data = backend.get(path)
+        except FileNotFoundError:
+            raise FileNotFoundError(path) from None
         self._check_size(len(data), path)
+        return data
+
+    def _read_http(self, url: str) -> bytes:
+        """Fetch ``url`` reading at most ``max_file_size + 1`` bytes
+        (mmengine's ``HTTPBackend`` reads whatever the server sends)."""
+        limit = self.max_file_size
+        try:
+            with urllib.request.urlopen(
+                    url, timeout=HTTP_TIMEOUT_SECONDS) as response:
+                declared = response.headers.get('Content-Length')
+                if declared and declared.isdigit():
+                    self._check_size(int(declared), url)
+                data = response.read(None if limit is None else limit + 1)
+        except urllib.error.HTTPError as err:
+            if err.code in (404, 410):
+                raise FileNotFoundError(url) from None
+            raise ImageFileError(
+                f'Cannot fetch image {url}: the server answered HTTP '
+                f'{err.code} ({err.reason}). Check the URL and the '
+                'server.') from None
+        except (urllib.error.URLError, OSError) as err:
+            reason = getattr(err, 'reason', err)
+            raise ImageFileError(
+                f'Cannot fetch image {url} ({reason}). Check data_root / '
+                'data_prefix and that the server is reachable.') from None
+        self._check_size(len(data), url, grew=True)
         return data
 
     def _read_local(self, path: str) -> bytes:
@@ -304,3 +350,74 @@ def _declared_size(data: bytes):
             return int(found.group(1)) if found else sys.maxsize
         except Exception:
             return None
+
+
+# numpy SeedSequence spawn keys that keep the seed streams of sarb_mm apart
+# (hashing (seed, epoch, idx) alone would collide with (seed, epoch, rank)).
+SAMPLE_STREAM = 1
+
+
+def sample_seed(seed: int, epoch: int, sample_idx: int) -> int:
+    """An independent 32-bit seed for each (seed, epoch, sample index)."""
+    sequence = np.random.SeedSequence([seed, epoch],
+                                      spawn_key=(SAMPLE_STREAM, sample_idx))
+    return int(sequence.generate_state(1, dtype=np.uint32)[0])
+
+
+@TRANSFORMS.register_module()
+class SeedFromSample(BaseTransform):
+    """Seed python, numpy and torch from (seed, epoch, sample index).
+
+    Put it first in the training pipeline: the random transforms after it
+    (crops, flips, ...) then draw from a stream that depends on the sample
+    and the epoch only, not on which dataloader worker loads the sample nor
+    on what that worker loaded before. That is what lets a run resumed from
+    a checkpoint saved in the middle of an epoch (which starts its workers
+    at the next batch, so every worker gets other batches than in the
+    uninterrupted run) augment every remaining image as the uninterrupted
+    run does; it also makes the augmentations independent of the number of
+    workers.
+
+    ``EpochSeedHook`` sets :attr:`seed` (the run's ``randomness.seed``) and
+    :attr:`epoch` before every training epoch, in the main process before
+    the workers start, which is why it needs ``persistent_workers=False``.
+    Until then (browsing a dataset, a pipeline used outside training) the
+    transform does nothing and the draws come from the current streams.
+
+    It seeds the global streams, so with ``num_workers=0`` it resets those
+    of the main process too; ``EpochSeedHook`` reseeds them before every
+    iteration, so the model's draws do not depend on the images loaded.
+
+    The key is ``results['sample_idx']``, the index of the image in the
+    dataset it comes from; a dataset repeated within an epoch
+    (``RepeatDataset``) would augment the copies of an image alike.
+
+    Required Keys:
+
+    - sample_idx
+    """
+
+    def __init__(self) -> None:
+        self.seed: Optional[int] = None
+        self.epoch: Optional[int] = None
+
+    def transform(self, results: dict) -> dict:
+        if self.seed is None or self.epoch is None:
+            return results
+        if 'sample_idx' not in results:
+            raise KeyError(
+                'SeedFromSample needs the sample index (results["sample_idx"]'
+                ', which mmengine datasets add); the dataset '
+                f'gave only {sorted(results)}. Remove SeedFromSample from '
+                'train_dataloader.dataset.pipeline for this dataset.')
+        seed = sample_seed(self.seed, self.epoch, int(results['sample_idx']))
+        random.seed(seed)
+        np.random.seed(seed)
+        # The CPU generator only: transforms run on the CPU, and the main
+        # process's CUDA streams (num_workers=0) are not theirs to reset.
+        torch.default_generator.manual_seed(seed)
+        return results
+
+    def __repr__(self) -> str:
+        return f'{self.__class__.__name__}(seed={self.seed}, ' \
+            f'epoch={self.epoch})'

@@ -23,8 +23,6 @@ it cannot be compared with it. A high agreement between a name's images and
 its index's images is strong evidence, a low one marks an index whose name
 is a guess.
 """
-import codecs
-import json
 import os.path as osp
 import re
 from collections import Counter
@@ -34,12 +32,10 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 
 from sarb_mm.utils.errors import InvalidInputError, MissingInputFileError
-from .utils import load_json_file, short_repr
+from .json_stream import JsonStream, JsonStreamError
+from .utils import bounded_lines, load_json_file, short_repr
 
 _SPACES = re.compile(r'\s+')
-# Characters decoded per read: small enough to bound memory, large enough
-# that an image entry (a few KB) is rarely split between two reads.
-_CHUNK_BYTES = 4 * 1024**2
 COUNT_MODES = ('images', 'objects')
 
 
@@ -56,96 +52,69 @@ def normalize_name(name) -> str:
 
 def iter_json_array(path: str,
                     progress: Optional[Callable[[int], None]] = None,
-                    chunk_bytes: int = _CHUNK_BYTES) -> Iterator:
+                    chunk_bytes: Optional[int] = None,
+                    max_element_chars: Optional[int] = None) -> Iterator:
     """Yield the elements of a file holding one JSON array, one by one.
 
-    Only the elements being decoded are in memory (plus one read buffer),
-    so a 400 MB ``objects.json`` never becomes one Python object of
-    several GB. Each element is decoded by the standard library's C
-    decoder.
+    Only the elements of one read are in memory (plus the read buffer), so
+    a 400 MB ``objects.json`` never becomes one Python object of several
+    GB. The elements are decoded by the standard library's C decoder (see
+    :class:`~.json_stream.JsonStream`); an element cut by the end of a read
+    is decoded again after reading at least as much again, so the work
+    stays linear in its length.
 
     Args:
         path (str): The JSON file (UTF-8, a byte order mark is accepted).
         progress (callable, optional): Called with the number of bytes
             read after every read.
-        chunk_bytes (int): Bytes per read. Defaults to 4 MiB.
+        chunk_bytes (int, optional): Bytes per read. Defaults to
+            :data:`~.json_stream.CHUNK_BYTES` (4 MiB).
+        max_element_chars (int, optional): The longest element, in
+            characters. Defaults to
+            :data:`~.json_stream.MAX_ELEMENT_CHARS` (64 Mi).
 
     Raises:
-        InvalidInputError: If the file is not a JSON array or an element
-            is not valid JSON (the message gives the character offset).
+        InvalidInputError: If the file is not a JSON array, an element is
+            not valid JSON or longer than ``max_element_chars`` (the message
+            gives the line and column).
     """
-    decoder = json.JSONDecoder()
-    text_decoder = codecs.getincrementaldecoder('utf-8-sig')()
     with open(path, 'rb') as f:
-        buf, pos, offset, eof = '', 0, 0, False
+        stream = JsonStream(
+            f, chunk_bytes, max_element_chars, progress=progress)
 
-        def refill() -> bool:
-            nonlocal buf, pos, offset, eof
-            if eof:
-                return False
-            data = f.read(chunk_bytes)
-            try:
-                text = text_decoder.decode(data, final=not data)
-            except UnicodeDecodeError as err:
-                raise InvalidInputError(
-                    f'{path!r} is not UTF-8 text ({err.reason}); expected '
-                    "Visual Genome's objects.json.") from None
-            if progress is not None and data:
-                progress(len(data))
-            # Drop what is decoded already, keep the rest.
-            offset += pos
-            buf, pos = buf[pos:] + text, 0
-            eof = not data
-            return True
-
-        def skip_space() -> str:
-            nonlocal pos
-            while True:
-                while pos < len(buf) and buf[pos] in ' \t\r\n':
-                    pos += 1
-                if pos < len(buf):
-                    return buf[pos]
-                if not refill():
-                    return ''
-
-        def fail(what: str) -> None:
+        def fail(what: str, line: int, col: int) -> None:
             raise InvalidInputError(
-                f'{path!r} is not a JSON list of images: {what} at '
-                f'character {offset + pos}. The file may be truncated or '
-                "not Visual Genome's objects.json.")
+                f'{path!r} is not a JSON list of images: {what} at line '
+                f'{line}, column {col}. The file may be truncated or not '
+                "Visual Genome's objects.json.")
 
-        if skip_space() != '[':
-            fail('it does not start with "["')
-        pos += 1
-        first = True
-        while True:
-            char = skip_space()
-            if char == ']':
-                pos += 1
-                if skip_space():
-                    fail('unexpected text after the closing "]"')
-                return
-            if not first:
-                if char != ',':
-                    fail('expected "," or "]"'
-                         if char else 'the file ends inside the list')
-                pos += 1
-                skip_space()
-            first = False
-            while True:
-                try:
-                    element, end = decoder.raw_decode(buf, pos)
-                except json.JSONDecodeError as err:
-                    # An element cut by the end of the buffer looks like
-                    # invalid JSON: read on and try again.
-                    if refill():
-                        continue
-                    pos = err.pos
-                    fail(f'{err.msg}')
-                if end < len(buf) or not refill():
-                    break
-            pos = end
-            yield element
+        try:
+            if stream.peek() != '[':
+                fail('it does not start with "["', *stream.location())
+            yield from stream.elements()
+            if stream.peek():
+                fail('unexpected text after the closing "]"',
+                     *stream.location())
+        except JsonStreamError as err:
+            if err.kind == 'encoding':
+                raise InvalidInputError(
+                    f'{path!r} is not UTF-8 text ({err.msg} at byte '
+                    f'{err.offset}, line {err.lineno}); expected '
+                    "Visual Genome's objects.json.") from None
+            if err.kind == 'too_long':
+                raise InvalidInputError(
+                    f'{path!r}: {err.too_long_text()}, or pass a larger '
+                    'max_element_chars.') from None
+            what = err.msg
+            if err.context == 'array':
+                what = ('the file ends inside the list'
+                        if err.at_eof else 'expected "," or "]"')
+            fail(what, err.lineno, err.colno)
+        except RecursionError:
+            raise InvalidInputError(
+                f'{path!r}: the element starting on line '
+                f'{stream.location()[0]} is nested too deeply to be an image '
+                "entry of Visual Genome's objects.json.") from None
 
 
 def read_aliases(path: str) -> Dict[str, str]:
@@ -160,7 +129,7 @@ def read_aliases(path: str) -> Dict[str, str]:
             'of the Visual Genome download (lines "name,alias,...").')
     aliases = {}
     with open(path, encoding='utf-8') as f:
-        for line in f:
+        for line in bounded_lines(f, path, 'Alias file'):
             names = [normalize_name(n) for n in line.split(',')]
             names = [n for n in names if n]
             for alias in names[1:]:

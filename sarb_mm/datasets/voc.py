@@ -15,6 +15,8 @@ VOC2007_CLASSES = ('aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus',
                    'train', 'tvmonitor')
 
 DIFFICULT_MODES = ('negative', 'ignore')
+# VOC annotation files are a few KB (the largest of VOC 2007 about 6 KB).
+MAX_XML_BYTES = 4 * 1024**2
 
 _LAYOUT = """\
 VOCdevkit/VOC2007/            <- data_root
@@ -142,6 +144,14 @@ class VOC2007MultiLabelDataset(MultiLabelDataset):
     def _parse_xml(self, xml_path: str) -> Tuple[Set[int], Set[int]]:
         """Return (classes with a non-difficult object, difficult-only)."""
         require_file(xml_path, 'VOC annotation file', _LAYOUT)
+        size = osp.getsize(xml_path)
+        if size > MAX_XML_BYTES:
+            # A real one is a few KB; parsing a padded one would build its
+            # whole text in memory.
+            raise ValueError(
+                f'VOC annotation file {xml_path!r} is {size} bytes, more '
+                f'than the {MAX_XML_BYTES} an annotation can need; it is not '
+                'a VOC annotation. Replace it with the original file.')
         try:
             root = ET.parse(xml_path).getroot()
         except ET.ParseError as e:

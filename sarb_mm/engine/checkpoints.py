@@ -9,8 +9,10 @@ import torch
 from mmengine.runner.checkpoint import _load_checkpoint
 
 from sarb_mm.utils.errors import InvalidInputError
+from sarb_mm.utils.paths import check_input_file
 
 _SHOWN = 8  # keys listed per kind of mismatch
+_MAX_POINTER_CHARS = 4096
 
 
 def read_checkpoint(filename: str,
@@ -23,12 +25,9 @@ def read_checkpoint(filename: str,
     checks that only need the structure).
     """
     is_local = '://' not in filename
-    if is_local and not osp.exists(filename):
-        raise InvalidInputError(f'Checkpoint {filename} does not exist.')
-    if is_local and not osp.isfile(filename):
-        raise InvalidInputError(
-            f'Checkpoint {filename} is not a regular file (a directory, FIFO '
-            'or device); give the path of a .pth file.')
+    if is_local:
+        check_input_file(
+            filename, 'Checkpoint', hint='Give the path of a .pth file.')
     if is_local and osp.getsize(filename) == 0:
         raise InvalidInputError(
             f'Checkpoint {filename} is empty (0 bytes): the run that wrote '
@@ -169,8 +168,9 @@ def checkpoint_candidates(work_dir: str, logger=None) -> List[str]:
     candidates = []
     pointer = osp.join(work_dir, 'last_checkpoint')
     if osp.isfile(pointer):
-        with open(pointer) as f:
-            named = f.read().strip()
+        with open(pointer, errors='replace') as f:
+            # A path, never more: a pointer padded to gigabytes stays unread.
+            named = f.read(_MAX_POINTER_CHARS).strip()
         here = osp.join(work_dir, osp.basename(named)) if named else ''
         outside = named and osp.dirname(
             osp.abspath(named)) != osp.abspath(work_dir)

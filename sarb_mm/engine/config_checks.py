@@ -48,6 +48,22 @@ PARAMWISE_KEYS['DefaultOptimWrapperConstructor'] = PARAMWISE_KEYS[None]
 CUSTOM_KEY_OPTIONS = {'lr_mult', 'decay_mult'}
 DEFAULT_HOOK_NAMES = ('runtime_info', 'timer', 'sampler_seed', 'logger',
                       'param_scheduler', 'checkpoint', 'visualization')
+# Entries that mmengine builds into objects through a registry, which
+# fails with a bare "cfg should be a dict" TypeError on a plain value: the
+# top-level keys, and the keys built within each (searched at any depth
+# under it, e.g. the wrapped dataset of a PartialLabelDataset).
+BUILT_ENTRIES = {
+    'model': ('backbone', 'neck', 'head', 'loss', 'data_preprocessor'),
+    'tta_model': ('module', ),
+    'train_dataloader': ('dataset', 'sampler', 'batch_sampler'),
+    'val_dataloader': ('dataset', 'sampler', 'batch_sampler'),
+    'test_dataloader': ('dataset', 'sampler', 'batch_sampler'),
+    'optim_wrapper': ('optimizer', ),
+    'param_scheduler': (),
+    'val_evaluator': (),
+    'test_evaluator': (),
+    'visualizer': (),
+}
 SIMILARITY = 0.8
 
 
@@ -252,6 +268,57 @@ def check_loops_and_loaders(cfg) -> None:
             f'total batch the configured lr is meant for), got {base!r}.')
 
 
+def _plain_value(value) -> bool:
+    # Built objects and None (an optional part switched off) pass: only
+    # values that can never be a component are refused.
+    return isinstance(value, (str, int, float))
+
+
+def _refuse_plain(path: str, value) -> None:
+    raise InvalidInputError(
+        f'{path} is {value!r}, but it is built into an object (a model part, '
+        'dataset, optimizer, hook, ...), so it must be a dict config with a '
+        "type, such as dict(type='...', ...). Set its entries one by one "
+        f'instead (e.g. --cfg-options {path}.type=NAME to change its class),'
+        ' not the entry itself.')
+
+
+def _find_plain_entries(node, path: str, keys) -> None:
+    """Refuse a plain value under one of ``keys`` anywhere below ``node``."""
+    if isinstance(node, dict):
+        items = node.items()
+    elif isinstance(node, (list, tuple)):
+        items = enumerate(node)
+    else:
+        return
+    for key, value in items:
+        where = f'{path}.{key}'
+        if key in keys and _plain_value(value):
+            _refuse_plain(where, value)
+        _find_plain_entries(value, where, keys)
+
+
+def check_built_entries(cfg) -> None:
+    """Entries that are built into objects (``BUILT_ENTRIES``, the default
+    hooks) must be dict configs, not plain values such as the ``3`` of
+    ``--cfg-options model.head=3``: mmengine would fail on them with a
+    ``TypeError`` that names neither the key nor the fix."""
+    for name, keys in BUILT_ENTRIES.items():
+        value = cfg.get(name)
+        if _plain_value(value):
+            _refuse_plain(name, value)
+        if isinstance(value, (list, tuple)):
+            for i, item in enumerate(value):
+                if _plain_value(item):
+                    _refuse_plain(f'{name}.{i}', item)
+        _find_plain_entries(value, name, keys)
+    hooks = cfg.get('default_hooks')
+    if isinstance(hooks, dict):
+        for name, hook in hooks.items():
+            if _plain_value(hook):
+                _refuse_plain(f'default_hooks.{name}', hook)
+
+
 def check_output_dirs(cfg) -> None:
     """A checkpoint out_dir that cannot be written fails at start, not
     after the first epoch."""
@@ -284,6 +351,7 @@ def check_seed(cfg) -> None:
 def check_config(cfg) -> None:
     """Every start-up check of a config, in one call."""
     check_top_level_keys(cfg)
+    check_built_entries(cfg)
     check_loops_and_loaders(cfg)
     check_known_subkeys(cfg)
     check_hook_arguments(cfg)

@@ -1,17 +1,21 @@
 """mmengine's Runner with the checks a partial-label experiment needs."""
 import os
+import os.path as osp
 import tempfile
 
+from mmengine.dist import master_only
 from mmengine.optim import OptimWrapperDict
 from mmengine.registry import RUNNERS
-from mmengine.runner import BaseLoop, Runner
+from mmengine.runner import BaseLoop, EpochBasedTrainLoop, Runner
 from mmengine.runner.checkpoint import _load_checkpoint_to_model
 
 from sarb_mm.utils.errors import InvalidInputError
+from sarb_mm.utils.paths import atomic_path
 from .checkpoints import (check_checkpoint_fits, check_checkpoint_overlaps,
                           find_resumable_checkpoint, read_checkpoint)
 from .config_checks import check_config
 from .hooks.partial_label_hook import unwrap_model
+from .loops import ResumableEpochBasedTrainLoop
 
 
 def check_work_dir(work_dir: str) -> None:
@@ -48,7 +52,12 @@ class CheckedRunner(Runner):
       warning and resumes from the newest readable one; it never starts
       afresh when checkpoints exist;
     - ``auto_scale_lr`` scales by the effective batch, world size x batch
-      size x ``accumulative_counts`` (mmengine leaves the accumulation out).
+      size x ``accumulative_counts`` (mmengine leaves the accumulation out);
+    - epoch-based training (``train_cfg=dict(by_epoch=True, ...)``) runs
+      ``ResumableEpochBasedTrainLoop``, which resumes from a checkpoint
+      saved inside an epoch at its next batch (mmengine's loop would train
+      the epoch's first batches again); another epoch-based loop resumed
+      there is warned about.
     """
 
     @classmethod
@@ -89,6 +98,21 @@ class CheckedRunner(Runner):
                         f'{names[:3]}), so it would change nothing.')
         return super().build_optim_wrapper(optim_wrapper)
 
+    def build_train_loop(self, loop):
+        """mmengine's, with ``ResumableEpochBasedTrainLoop`` for mmengine's
+        ``EpochBasedTrainLoop`` (the same training without a mid-epoch
+        resume)."""
+        if isinstance(loop, dict):
+            loop = dict(loop)
+            if 'type' not in loop and loop.get('by_epoch', False):
+                del loop['by_epoch']
+                loop['type'] = ResumableEpochBasedTrainLoop
+            elif loop.get('type') in ('EpochBasedTrainLoop',
+                                      'mmengine.EpochBasedTrainLoop',
+                                      EpochBasedTrainLoop):
+                loop['type'] = ResumableEpochBasedTrainLoop
+        return super().build_train_loop(loop)
+
     @property
     def _bare_model(self):
         return unwrap_model(self.model)
@@ -112,6 +136,25 @@ class CheckedRunner(Runner):
                 f'{self.train_loop.iter} of {self.train_loop.max_iters} '
                 f'(epoch {self.train_loop.epoch}): nothing is left to train. '
                 'Raise train_cfg.max_epochs to train on.')
+        if self._resume and self._has_loaded and not self._evaluating_only:
+            self._warn_epoch_restart()
+
+    def _warn_epoch_restart(self) -> None:
+        loop = self.train_loop
+        if (not isinstance(loop, EpochBasedTrainLoop)
+                or isinstance(loop, ResumableEpochBasedTrainLoop)):
+            return
+        done = loop.iter - loop.epoch * len(loop.dataloader)
+        if done:
+            self.logger.warning(
+                f'The checkpoint was saved after {done} batches of epoch '
+                f'{loop.epoch + 1}, but train_cfg.type='
+                f'{type(loop).__name__} restarts the epoch: its first '
+                f'batches are trained twice and the run ends {done} '
+                'iterations later than an uninterrupted one. Use '
+                "train_cfg.type='ResumableEpochBasedTrainLoop' (or base the "
+                'loop on it), or resume from a checkpoint saved at the end of '
+                'an epoch.')
 
     def load_checkpoint(self,
                         filename: str,
@@ -140,6 +183,18 @@ class CheckedRunner(Runner):
         self._has_loaded = True
         self.logger.info(f'Load checkpoint from {filename}')
         return checkpoint
+
+    @master_only
+    def save_checkpoint(self, out_dir: str, filename: str, *args, **kwargs):
+        """mmengine's, written to a temporary name and renamed into place
+        on local disk: a full disk or a crash while saving leaves the
+        previous checkpoints as they were, never a truncated one under the
+        final name (which auto-resume would then have to skip)."""
+        if '://' in str(out_dir):  # other storage: mmengine's own write
+            return super().save_checkpoint(out_dir, filename, *args, **kwargs)
+        with atomic_path(osp.join(out_dir, filename)) as tmp:
+            super().save_checkpoint(
+                osp.dirname(tmp), osp.basename(tmp), *args, **kwargs)
 
     def scale_lr(self, optim_wrapper, auto_scale_lr=None) -> None:
         """Scale the lr linearly with the effective batch size."""

@@ -6,10 +6,12 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 from mmengine.evaluator import BaseMetric, DumpResults
-from mmengine.logging import MMLogger
+from mmengine.fileio import dump
+from mmengine.logging import MMLogger, print_log
 from mmengine.structures import BaseDataElement
 from mmpretrain.registry import METRICS
 
+from sarb_mm.utils.paths import atomic_path
 from .functional import (_to_numpy, multilabel_prf, split_partial_targets,
                          voc_average_precision)
 from .report import (format_report_table, per_class_report, report_summary,
@@ -498,4 +500,11 @@ class DumpResultsWithClasses(DumpResults):
             classes = tuple(str(c) for c in classes)
             for result in results:
                 result['classes'] = classes
-        return super().compute_metrics(results)
+        # mmengine's dump writes in place: a full disk would leave a
+        # truncated pickle behind.
+        with atomic_path(self.out_file_path) as tmp:
+            dump(results, tmp, file_format='pkl')
+        print_log(
+            f'Results have been saved to {self.out_file_path}.',
+            logger='current')
+        return {}

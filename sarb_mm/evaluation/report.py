@@ -17,6 +17,7 @@ from typing import List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
+from sarb_mm.utils.paths import atomic_open
 from .functional import _check_inputs, _safe_div, voc_average_precision
 
 #: Header of the CSV file, one column per field of :class:`ClassReport`.
@@ -201,11 +202,13 @@ def write_report_csv(rows: Sequence[ClassReport], path: str) -> None:
     Percentages keep full precision; the AP of an excluded class is empty.
 
     Raises:
-        OSError: If the folder cannot be created or the file written.
+        OSError: If the folder cannot be created.
+        InvalidInputError: If the file cannot be written (a full disk
+            leaves the previous file, never a truncated one).
     """
     folder = osp.dirname(osp.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    with open(path, 'w', newline='', encoding='utf-8') as f:
+    with atomic_open(path, 'w', newline='', encoding='utf-8') as f:
         writer = csv.writer(f)
         writer.writerow(REPORT_COLUMNS)
         for row in rows:

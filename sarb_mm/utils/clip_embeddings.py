@@ -15,9 +15,13 @@ Template sets (``templates``; mmpretrain's ``PROMPT_MAP``):
 - ``'vanilla'``: the single template ``'a photo of a {}'``.
 
 Weights are OpenAI's CLIP checkpoints (TorchScript ``.pt`` archives) or
-mmpretrain's conversion of them; only the text encoder is loaded.
+mmpretrain's conversion of them; only the text encoder is loaded. Loading a
+TorchScript archive can run code it holds, so one is loaded only if its
+sha256 is that of an OpenAI checkpoint of ``CLIP_PRESETS``; any other CLIP
+weights are read as a plain state dict (``torch.load(weights_only=True)``).
 """
 import copy
+import hashlib
 import os
 import os.path as osp
 import pickle
@@ -33,7 +37,8 @@ from ..dependencies import (INSTALL_HINT, TRANSFORMERS_REQUIREMENT,
                             installed_version, transformers_problem)
 from .checkpoint_safety import register_safe_checkpoint_globals
 from .errors import InvalidInputError, MissingInputFileError
-from .word_vectors import SPLIT_NAMES
+from .paths import path_problem
+from .word_vectors import SPLIT_NAMES, check_class_embeddings
 
 DEFAULT_TEMPLATES = 'openai_imagenet'
 TEMPLATE_SETS = ('openai_imagenet', 'openai_imagenet_sub', 'openai_cifar100',
@@ -104,6 +109,21 @@ CLIP_PRESETS: Dict[str, dict] = {
         sha256='b8cca3fd41ae0c99ba7e8951adf17d267cdb84cd88be6f7c2e0eca1737'
         'a03836'),
 }
+
+# The TorchScript archives that may be loaded (``torch.jit.load`` runs the
+# TorchScript code of an archive, e.g. its ``__setstate__``): OpenAI's.
+OFFICIAL_TORCHSCRIPT_SHA256 = frozenset(preset['sha256']
+                                        for preset in CLIP_PRESETS.values())
+
+
+def file_sha256(path: str, chunk_bytes: int = 1 << 20) -> str:
+    """The sha256 (hex) of a file, read in chunks (the checkpoints are
+    0.3 to 0.9 GB)."""
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for chunk in iter(lambda: f.read(chunk_bytes), b''):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _clip_model_class():
@@ -232,6 +252,10 @@ def download_clip_checkpoint(url: str,
                              dst_dir: Optional[str] = None) -> str:
     """Download ``url`` unless cached, checking its sha256.
 
+    A cached file is checked again at every use: the cache is a shared,
+    writable folder, and a file there may have been replaced or damaged
+    since it was downloaded.
+
     Args:
         url (str): The checkpoint URL.
         sha256 (str): Its expected sha256 (hex).
@@ -243,11 +267,13 @@ def download_clip_checkpoint(url: str,
 
     Raises:
         InvalidInputError: If the download fails or the hash differs (the
-            file is then not kept).
+            file is then not kept), or the cached file is not a readable
+            file or has another sha256 (the message says to delete it).
     """
     dst_dir = dst_dir or osp.join(torch.hub.get_dir(), 'checkpoints')
     dst = osp.join(dst_dir, osp.basename(url))
-    if osp.isfile(dst):  # verified when it was downloaded
+    if osp.lexists(dst):
+        _check_cached_checkpoint(dst, url, sha256)
         return dst
     os.makedirs(dst_dir, exist_ok=True)
     print(f'Downloading {url} to {dst}')
@@ -265,6 +291,29 @@ def download_clip_checkpoint(url: str,
     return dst
 
 
+def _check_cached_checkpoint(path: str, url: str, sha256: str) -> None:
+    """Raise unless the cached ``path`` is a file with the published
+    sha256. It is not deleted here: it may be someone's file, put there on
+    purpose; the user decides."""
+    fix = (f'Delete it to download {url} again (or pass --checkpoint PATH '
+           'with a copy you checked with sha256sum).')
+    problem = path_problem(path)
+    if problem is not None:
+        raise InvalidInputError(
+            f'The cached CLIP checkpoint {path} {problem}. {fix}')
+    try:
+        found = file_sha256(path)
+    except OSError as err:
+        raise InvalidInputError(
+            f'Cannot read the cached CLIP checkpoint {path} '
+            f'({err.strerror or err}). {fix}') from None
+    if found != sha256.lower():
+        raise InvalidInputError(
+            f'The cached CLIP checkpoint {path} does not have the published '
+            f'sha256 of {url} (it has {found}, expected {sha256}): it was '
+            f'replaced or damaged after the download, and is not used. {fix}')
+
+
 def _is_torchscript(path: str) -> bool:
     """Whether ``path`` is a TorchScript archive (OpenAI's ``.pt``), which
     ``torch.load(weights_only=True)`` refuses."""
@@ -279,13 +328,18 @@ def _is_torchscript(path: str) -> bool:
 def read_clip_state_dict(path: str) -> Dict[str, torch.Tensor]:
     """The tensors of a CLIP checkpoint file.
 
-    A TorchScript archive (OpenAI's download) is read with
-    ``torch.jit.load``; anything else with ``torch.load(weights_only=True)``
-    (a state dict, possibly under ``'state_dict'``).
+    A TorchScript archive is read with ``torch.jit.load`` only if it is one
+    of OpenAI's (its sha256 is in ``OFFICIAL_TORCHSCRIPT_SHA256``):
+    ``torch.jit.load`` runs the TorchScript code an archive holds, so an
+    archive from elsewhere could run anything. Anything else is read with
+    ``torch.load(weights_only=True)`` (a state dict, possibly under
+    ``'state_dict'``).
 
     Raises:
         MissingInputFileError: If ``path`` does not exist.
-        InvalidInputError: If it cannot be read as either.
+        InvalidInputError: If it cannot be read as either, or is a
+            TorchScript archive of unknown sha256 (the message says how to
+            convert it to a state dict).
     """
     if not osp.isfile(path):
         raise MissingInputFileError(
@@ -295,6 +349,7 @@ def read_clip_state_dict(path: str) -> Dict[str, torch.Tensor]:
            'torch.save.')
     try:
         if _is_torchscript(path):
+            _check_official_torchscript(path)
             with warnings.catch_warnings():
                 # torch.jit is deprecated, yet it is the archive's format.
                 warnings.simplefilter('ignore', FutureWarning)
@@ -312,6 +367,23 @@ def read_clip_state_dict(path: str) -> Dict[str, torch.Tensor]:
             f'CLIP checkpoint {path!r} holds a {type(loaded).__name__}, not '
             f'a state dict. {fix}')
     return loaded
+
+
+def _check_official_torchscript(path: str) -> None:
+    found = file_sha256(path)
+    if found in OFFICIAL_TORCHSCRIPT_SHA256:
+        return
+    state_dict = osp.splitext(path)[0] + '_state_dict.pth'
+    convert = (f'torch.save(torch.jit.load({path!r}, map_location=\'cpu\')'
+               f'.state_dict(), {state_dict!r})')
+    raise InvalidInputError(
+        f'CLIP checkpoint {path!r} is a TorchScript archive, but not one of '
+        f'OpenAI\'s (its sha256 is {found}; OpenAI\'s are those of '
+        f'{", ".join(sorted(CLIP_PRESETS))}). Loading a TorchScript archive '
+        'runs the code it holds, so only the known ones are loaded. Convert '
+        'it to a plain state dict where you trust it, e.g. python -c '
+        f'"import torch; {convert}", and '
+        'pass that file.')
 
 
 def load_clip_text_weights(model, checkpoint: str) -> List[str]:
@@ -408,7 +480,7 @@ def clip_class_embeddings(model,
 
     Raises:
         InvalidInputError: For an unknown template set, no names, or a
-            non-finite result.
+            non-finite result or one embedding for all classes.
     """
     prompts = _prompts(templates)
     if not names:
@@ -429,16 +501,18 @@ def clip_class_embeddings(model,
             f'The CLIP embeddings of {len(bad)} classes are not finite '
             f'(e.g. {bad[0]!r}): the weights hold NaN/inf or were not '
             'loaded; check the checkpoint.')
-    return np.ascontiguousarray(embeddings, dtype=np.float32)
+    return check_class_embeddings(
+        np.ascontiguousarray(embeddings, dtype=np.float32),
+        'The CLIP class-embedding matrix',
+        names,
+        fix='Check that the checkpoint holds trained CLIP weights and '
+        'that the class names differ.')
 
 
 def read_clip_model_config(path: str) -> dict:
     """The ``model`` dict of an mmengine config file describing a CLIP."""
-    if not osp.isfile(path):
-        raise InvalidInputError(f'CLIP model config {path!r} does not '
-                                'exist.')
-    from mmengine.config import Config
-    model = Config.fromfile(path).get('model')
+    from .config_files import load_config_file
+    model = load_config_file(path).get('model')
     if not isinstance(model, dict):
         raise InvalidInputError(
             f'CLIP model config {path!r} has no `model` dict; it needs '

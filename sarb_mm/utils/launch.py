@@ -12,7 +12,9 @@ from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
+from .config_files import load_config_file
 from .errors import InvalidInputError
+from .paths import check_input_file
 
 
 class CheckedDictAction(DictAction):
@@ -57,15 +59,14 @@ def load_config(args) -> Config:
     ``--cfg-options`` is not merged here: each tool merges it last, so that
     it overrides what the tool's own flags set.
     """
-    if not osp.isfile(args.config):
-        raise InvalidInputError(f'Config file {args.config} does not exist.')
+    check_input_file(args.config, 'Config file')
     if not args.config.endswith(('.py', '.json', '.yaml', '.yml')):
         raise InvalidInputError(
             f'Config file {args.config}: configs are .py (or .json / .yaml) '
             'files.')
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     try:
-        cfg = Config.fromfile(args.config)
+        cfg = load_config_file(args.config)
     except SyntaxError as err:
         raise InvalidInputError(_syntax_error_message(args.config,
                                                       err)) from None
@@ -124,11 +125,13 @@ def _find_syntax_error(path: str, seen: set):
 
 
 def merge_cfg_options(cfg: Config, options: Optional[dict]) -> None:
-    """Apply ``--cfg-options``; a key path that runs through a non-dict is
-    an error naming it."""
+    """Apply ``--cfg-options``; a key path that runs through a non-dict, or
+    a value that would replace a component's dict config, is an error
+    naming it."""
     if not options:
         return
     for key, value in options.items():
+        _check_component_kept(cfg, key, value)
         try:
             cfg.merge_from_dict({key: value})
         except (TypeError, KeyError, AttributeError, IndexError) as err:
@@ -139,23 +142,71 @@ def merge_cfg_options(cfg: Config, options: Optional[dict]) -> None:
             ) from None
 
 
+_MISSING = object()
+
+
+def _config_entry(cfg, key: str):
+    """The value at a dotted ``--cfg-options`` key, or ``_MISSING``."""
+    node = cfg._cfg_dict if isinstance(cfg, Config) else cfg
+    for part in key.split('.'):
+        if isinstance(node, dict):
+            node = node.get(part, _MISSING)
+        elif isinstance(node, (list, tuple)) and part.isdigit():
+            node = node[int(part)] if int(part) < len(node) else _MISSING
+        else:
+            return _MISSING
+    return node
+
+
+def _check_component_kept(cfg, key: str, value) -> None:
+    """A dict config with a ``type`` is built into an object (a model part,
+    dataset, hook, ...) by mmengine, which fails with a bare ``TypeError``
+    on anything but a dict: refuse replacing one by a plain value. None
+    stays allowed: it switches an optional part off (e.g. the neck)."""
+    current = _config_entry(cfg, key)
+    is_component = isinstance(current, dict) and 'type' in current
+    if not is_component or value is None or isinstance(value, dict):
+        return
+    example = next((name for name in current if name != 'type'), 'NAME')
+    raise InvalidInputError(
+        f'--cfg-options {key}={value!r}: {key} is a component config, '
+        f'dict(type={current["type"]!r}, ...), which is built into an '
+        'object, so it must stay a dict config with a type. Set its entries '
+        f'instead, e.g. {key}.{example}=VALUE (or {key}.type=NAME to change '
+        'its class).')
+
+
 def run_tool(main: Callable[[], None]) -> None:
     """Run a tool's ``main``; bad input ends it with its message alone.
 
     Besides :class:`InvalidInputError`, a config entry that a class does not
     take (mmengine's registry reports it as a ``TypeError`` naming the
-    class and the argument) is bad input too.
+    class and the argument), and a component config that is not a dict
+    (mmengine's ``cfg should be a dict ...``; the config checks name the key
+    where they can), are bad input too.
     """
     try:
         main()
     except InvalidInputError as err:
         _fail(str(err))
     except TypeError as err:
-        if not _is_config_argument_error(err):
-            raise
-        _fail(f'{err}. A config entry does not match the arguments of the '
-              'class it configures: check its spelling in the config and in '
-              '--cfg-options.')
+        if _is_config_argument_error(err):
+            _fail(f'{err}. A config entry does not match the arguments of '
+                  'the class it configures: check its spelling in the config '
+                  'and in --cfg-options.')
+        if _is_non_dict_component_error(err):
+            _fail(f'{err}. An entry that is built into an object (a model '
+                  'part such as model.head, a dataset, a hook, ...) must be a '
+                  "dict config with a type, e.g. dict(type='SARBHead', ...): "
+                  'check the config and --cfg-options.')
+        raise
+
+
+def _is_non_dict_component_error(err: TypeError) -> bool:
+    """Whether ``err`` is mmengine's registry refusing to build from a
+    config that is not a dict."""
+    return (str(err).startswith('cfg should be a dict')
+            and _raised_in_mmengine(err))
 
 
 def _is_config_argument_error(err: TypeError) -> bool:
@@ -170,6 +221,10 @@ def _is_config_argument_error(err: TypeError) -> bool:
     # original error, whose innermost frame is the failing call site.
     while isinstance(err.__context__, TypeError):
         err = err.__context__
+    return _raised_in_mmengine(err)
+
+
+def _raised_in_mmengine(err: BaseException) -> bool:
     frame = err.__traceback__
     if frame is None:
         return False

@@ -89,6 +89,24 @@ def load_checked_npy(path: str,
             f'{name} cannot be read ({err.strerror or err}).{fix}') from None
 
 
+def read_npy_header(f):
+    """``(shape, dtype)`` from the header of the ``.npy`` data at ``f``'s
+    position, reading nothing else.
+
+    Raises:
+        ValueError: Not a .npy header (or of version 3.0, which only
+            structured arrays with unicode field names use).
+    """
+    version = np.lib.format.read_magic(f)
+    if version == (1, 0):
+        shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+    elif version == (2, 0):
+        shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+    else:
+        raise ValueError(f'unsupported .npy version {version}')
+    return shape, dtype
+
+
 def _read(f, name, expected_shape, allowed_kinds, fix, shape_note):
     size = os.fstat(f.fileno()).st_size
     if size == 0:
@@ -101,14 +119,7 @@ def _read(f, name, expected_shape, allowed_kinds, fix, shape_note):
             f'(written with np.save, not np.savez).{fix}')
     f.seek(0)
     try:
-        version = np.lib.format.read_magic(f)
-        if version == (1, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
-        elif version == (2, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
-        else:
-            # 3.0 is only written for unicode field names (structured).
-            raise ValueError(f'unsupported .npy version {version}')
+        shape, dtype = read_npy_header(f)
     except (ValueError, EOFError, SyntaxError) as err:
         raise InvalidInputError(
             f'{name} is not a NumPy .npy file ({err}); it may be truncated '

@@ -2,7 +2,7 @@
 import itertools
 import os
 import stat
-from typing import Dict, Iterable, List, Sequence
+from typing import Dict, Iterable, List, Optional, Sequence
 
 import numpy as np
 
@@ -33,6 +33,63 @@ SPLIT_NAMES = {
 }
 # Saved as float32: a larger value would become inf.
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
+# Rows closer than this (relative to the largest value) count as one.
+_SAME_ROW_TOLERANCE = 1e-6
+# How many classes a message names.
+_SHOWN_CLASSES = 10
+
+
+def check_class_embeddings(vectors: np.ndarray,
+                           what: str,
+                           names: Optional[Sequence[str]] = None,
+                           fix: str = '') -> np.ndarray:
+    """Refuse (C, E) class embeddings that cannot tell classes apart.
+
+    The semantic decoupling attends with each class's embedding: an
+    all-zero row gives its class a constant score, i.e. a uniform map
+    (plain average pooling), and if every row is the same all classes get
+    one map. Neither fails or shows in the loss; both usually come from
+    a broken file (zero-padded rows, words the vectors lack).
+
+    Args:
+        vectors (np.ndarray): The (C, E) embeddings, finite.
+        what (str): How messages name them, e.g. ``"word_vectors file
+            'x.npy'"``.
+        names (Sequence[str], optional): Class names in row order, to name
+            the classes at fault beside their indices.
+        fix (str): Sentence appended to the messages.
+
+    Returns:
+        np.ndarray: ``vectors``.
+
+    Raises:
+        InvalidInputError: Rows that are all zero (naming the classes), or
+            all rows identical.
+    """
+    if vectors.ndim != 2 or vectors.size == 0:
+        return vectors  # the width checks of the callers report these
+    fix = f' {fix}' if fix else ''
+    num_classes = vectors.shape[0]
+    zero = np.flatnonzero(~np.any(vectors != 0, axis=1))
+    if zero.size:
+        listed = ', '.join(
+            str(i) if names is None else f'{i} ({names[i]!r})'
+            for i in zero[:_SHOWN_CLASSES])
+        more = ', ...' if zero.size > _SHOWN_CLASSES else ''
+        raise InvalidInputError(
+            f'{what} has all-zero embeddings for {zero.size} of its '
+            f'{num_classes} classes (indices from 0): {listed}{more}. '
+            'A zero embedding gives its class a uniform attention map: the '
+            f'class would not be located.{fix}')
+    if num_classes > 1:
+        values = vectors.astype(np.float64)
+        spread = np.max(values.max(axis=0) - values.min(axis=0))
+        if spread <= _SAME_ROW_TOLERANCE * np.abs(values).max():
+            raise InvalidInputError(
+                f'{what} holds one embedding for all its {num_classes} '
+                'classes (every row is the same), so every class would get '
+                f'the same attention map.{fix}')
+    return vectors
 
 
 def name_to_words(name: str) -> List[str]:
@@ -69,7 +126,7 @@ def read_glove(path: str,
     try:
         _check_width(path, dim)
         with open(path, encoding='utf-8') as f:
-            for line_no, line in enumerate(f, 1):
+            for line_no, line in enumerate(_glove_lines(f, path), 1):
                 parts = line.rstrip('\n').rstrip(' ').split(' ')
                 word = ' '.join(parts[:-dim])
                 if word not in wanted or word in found:
@@ -124,7 +181,7 @@ def _check_width(path: str, dim: int, num_lines: int = 10) -> None:
     """
     widths = []
     with open(path, encoding='utf-8') as f:
-        for line in itertools.islice(f, num_lines):
+        for line in itertools.islice(_glove_lines(f, path), num_lines):
             numbers = 0
             for field in reversed(line.rstrip('\n').rstrip(' ').split(' ')):
                 try:
@@ -155,7 +212,9 @@ def build_word_vectors(class_names: Sequence[str],
 
     Raises:
         InvalidInputError: Listing every class with words missing from the
-            file, or from :func:`read_glove`.
+            file, or from :func:`read_glove`, or classes whose embeddings
+            are all zero or all the same
+            (:func:`check_class_embeddings`).
     """
     words = {name: name_to_words(name) for name in class_names}
     vectors = read_glove(glove_path, (w for ws in words.values() for w in ws),
@@ -173,7 +232,21 @@ def build_word_vectors(class_names: Sequence[str],
             'Rename those classes (e.g. through a --classes file) to words '
             'GloVe knows.')
     # The mean in float64: float32 sums of large values could overflow.
-    return np.stack([
+    embeddings = np.stack([
         np.mean([vectors[w] for w in words[name]], axis=0, dtype=np.float64)
         for name in class_names
     ]).astype(np.float32)
+    return check_class_embeddings(
+        embeddings,
+        f'The class-embedding matrix made from {glove_path!r}',
+        class_names,
+        fix='Rename those classes (e.g. through a --classes file) to words '
+        'with non-zero, distinct GloVe vectors.')
+
+
+def _glove_lines(f, path: str):
+    """The lines of a GloVe file, each of bounded length (a word and 300
+    numbers take a few KB; a line padded to gigabytes is refused)."""
+    # Imported here: sarb_mm.datasets imports this package.
+    from sarb_mm.datasets.utils import bounded_lines
+    return bounded_lines(f, path, 'GloVe file')

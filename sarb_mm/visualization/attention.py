@@ -19,6 +19,7 @@ from matplotlib.figure import Figure
 from mmengine.utils import mkdir_or_exist
 
 from sarb_mm.utils.errors import InvalidInputError
+from sarb_mm.utils.paths import atomic_path
 
 # Panels (the image first) per row of the figure.
 MAX_COLUMNS = 4
@@ -152,4 +153,7 @@ def save_figure(fig: Figure,
     """Save ``fig`` in the format its extension names, making folders."""
     out_file = check_figure_path(out_file)
     mkdir_or_exist(osp.dirname(osp.abspath(out_file)))
-    fig.savefig(out_file, dpi=dpi)
+    extension = osp.splitext(out_file)[1][1:].lower()
+    with atomic_path(out_file) as tmp:
+        # The temporary name has no usable extension of its own.
+        fig.savefig(tmp, dpi=dpi, format=extension or 'png')

@@ -9,6 +9,8 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 from matplotlib.figure import Figure
 
+from sarb_mm.utils.paths import atomic_path
+
 #: A class curve: (legend label, precision, recall).
 Curve = Tuple[str, np.ndarray, np.ndarray]
 
@@ -67,5 +69,6 @@ def plot_pr_curves(curves: Sequence[Curve],
         # Below the axes: inside, it would hide the low-precision curves.
         fig.legend(loc='outside lower center', fontsize='small', ncols=1)
     if out_file is not None:
-        fig.savefig(out_file)
+        with atomic_path(out_file) as tmp:
+            fig.savefig(tmp)
     return fig

@@ -37,7 +37,9 @@ IMAGES = [
         height=8,
         width=8,
         neg_category_ids=[],
-        not_exhaustive_category_ids=[7]),  # positive without annotation
+        # Listed but not annotated on this image: unknown, as the official
+        # LVIS evaluation counts only annotated categories as present.
+        not_exhaustive_category_ids=[7]),
     dict(
         id=4,
         coco_url=URL.format('train2017', 4),
@@ -53,7 +55,7 @@ ANNOTATIONS = [
     dict(id=4, image_id=4, category_id=1, bbox=[1, 1, 2, 2], area=4.0),
 ]
 # Rows in IMAGES order, columns CLASSES: 1 positive, -1 negative, 0 unknown.
-EXPECTED = np.array([[-1, 1, 1, -1], [0, 0, 1, 0], [1, -1, -1, -1]],
+EXPECTED = np.array([[-1, 1, 1, -1], [0, 0, 0, 0], [1, -1, -1, -1]],
                     dtype=np.int8)
 
 

@@ -181,8 +181,9 @@ def test_contradictory_rows_name_both_lines(tmp_path):
 
 @pytest.mark.parametrize('confidence', ['0.7', 'yes', ''])
 def test_confidence_must_be_0_or_1(tmp_path, confidence):
-    rows = ROWS[:2] + [('000002b66c9c498e', 'machine', '/m/0bt9lr', confidence)
-                       ]
+    rows = ROWS[:2] + [
+        ('000002b66c9c498e', 'verification', '/m/0bt9lr', confidence)
+    ]
     message = _row_error(tmp_path, rows)
     assert f'line 4, field Confidence: {confidence!r} is not 0 or 1' in \
         message
@@ -262,10 +263,49 @@ def test_streaming_parse_matches_a_plain_loop(tmp_path):
 
 def test_non_utf8_label_file(tmp_path):
     label_file = write_openimages(str(tmp_path))
+    size = osp.getsize(label_file)
+    with open(label_file, 'rb') as f:
+        num_lines = f.read().count(b'\n')
     with open(label_file, 'ab') as f:
         f.write(b'000002b66c9c498e,verification,/m/01yrx\xff,1\n')
+    # The byte offset in the file and the line of the bad byte.
     with pytest.raises(
             InvalidInputError,
-            match=r'labels.csv\' is not UTF-8 text after line '
-            r'\d+ .*re-save it as UTF-8'):
+            match=re.escape(f"labels.csv' is not UTF-8 text (byte {size + 38} "
+                            f"is b'\\xff'), on line {num_lines + 1}; re-save "
+                            'it as UTF-8')):
         build(tmp_path)
+
+
+def test_only_human_verified_sources_count(tmp_path):
+    """A machine prediction (even with Confidence 0/1) is not a verified
+    label: skipped by default, counted with sources=None."""
+    machine = [('000002b66c9c498e', 'machine', '/m/0bt9lr', '1'),
+               ('000002b66c9c498e', 'machine', '/m/0cyhj_', '0.7'),
+               ('0000aaaa00000000', 'machine', '/m/01yrx', '0')]
+    write_openimages(str(tmp_path), rows=ROWS + machine)
+    mids = [m for m, _ in DESCRIPTIONS]
+    _, expected = expected_labels(ROWS, mids)
+    np.testing.assert_array_equal(
+        build(tmp_path).known_label_matrix(), expected)
+    # Every source: the machine rows become labels (0.7 is refused).
+    write_openimages(str(tmp_path), rows=ROWS + machine[::2])
+    _, with_machine = expected_labels(ROWS + machine[::2], mids)
+    np.testing.assert_array_equal(
+        build(tmp_path, sources=None).known_label_matrix(), with_machine)
+    assert with_machine.shape[0] == expected.shape[0] + 1
+    with pytest.raises(InvalidInputError, match='sources must be a list'):
+        build(tmp_path, sources='verification')
+    # A file without the Source column needs sources=None.
+    three = [(i, m, c) for i, _, m, c in ROWS]
+    write_openimages(
+        str(tmp_path),
+        rows=three,
+        header=('ImageID', 'LabelName', 'Confidence'))
+    with pytest.raises(
+            InvalidInputError, match='no Source column.*'
+            'sources=None'):
+        build(tmp_path)
+    _, expected = expected_labels(ROWS, mids)
+    np.testing.assert_array_equal(
+        build(tmp_path, sources=None).known_label_matrix(), expected)

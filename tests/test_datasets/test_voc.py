@@ -151,6 +151,21 @@ def test_unparsable_xml(tmp_path):
         build(tmp_path)
 
 
+def test_padded_xml_is_refused_before_parsing(tmp_path, monkeypatch):
+    import sarb_mm.datasets.voc as voc
+    monkeypatch.setattr(voc, 'MAX_XML_BYTES', 64 * 1024)
+    text = voc_xml([
+        ('dog', 0)
+    ]).replace('<name>dog</name>',
+               '<name>dog</name><pad>' + 'x' * 100_000 + '</pad>')
+    write_one(tmp_path, text)
+    with pytest.raises(
+            ValueError,
+            match=r"000001.xml' is 100\d+ bytes, more than the "
+            '65536'):
+        build(tmp_path)
+
+
 def test_empty_split(tmp_path):
     write_voc(str(tmp_path), {})
     split = osp.join(str(tmp_path), 'ImageSets', 'Main', 'trainval.txt')

@@ -1,11 +1,14 @@
 """Checkpoint reading and checking: clear errors, never a partial load."""
+import errno
 import os
+import os.path as osp
 import time
 from types import SimpleNamespace
 
 import pytest
 import torch
 from mmengine.logging import MMLogger
+from mmengine.model import BaseModel
 from mmengine.optim import OptimWrapper
 
 import sarb_mm  # noqa: F401
@@ -167,3 +170,66 @@ def test_test_time_augmentation_wrapper_is_unwrapped(tmp_path):
     # so a strict check sees the model's own keys (not 'module.' ones)
     path = _save(tmp_path / 'm.pth', model)
     check_checkpoint_fits(unwrap_model(tta), read_checkpoint(path), path)
+
+
+class _Toy(BaseModel):
+
+    def __init__(self):
+        super().__init__()
+        self.lin = torch.nn.Linear(2, 2)
+
+    def forward(self, inputs=None, data_samples=None, mode='tensor'):
+        return self.lin(inputs)
+
+
+def test_a_full_disk_while_saving_keeps_the_last_checkpoint(
+        tmp_path, monkeypatch):
+    """The checkpoint is written under a temporary name and renamed: a
+    write that fails half-way leaves the previous file whole (mmengine
+    writes in place, which left a truncated epoch_1.pth)."""
+    from mmengine.fileio.backends.local_backend import LocalBackend
+    work_dir = str(tmp_path)
+    runner = CheckedRunner(
+        model=_Toy(),
+        work_dir=work_dir,
+        default_scope='mmpretrain',  # as the configs: later tests build
+        # mmpretrain models in the current scope
+        train_dataloader=dict(
+            batch_size=1,
+            dataset=[],
+            sampler=dict(type='DefaultSampler', shuffle=False)),
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
+        train_cfg=dict(by_epoch=True, max_epochs=1))
+    save = dict(save_optimizer=False, save_param_scheduler=False)
+    runner.save_checkpoint(work_dir, 'epoch_1.pth', **save)
+    path = osp.join(work_dir, 'epoch_1.pth')
+    saved = read_checkpoint(path)['state_dict']
+    before = sorted(os.listdir(work_dir))
+
+    def full_disk(self, obj, filepath):
+        with open(filepath, 'wb') as f:
+            f.write(obj[:len(obj) // 2])
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(LocalBackend, 'put', full_disk)
+    with torch.no_grad():
+        runner.model.lin.weight.add_(1)
+    for name in ('epoch_1.pth', 'epoch_2.pth'):
+        with pytest.raises(InvalidInputError, match='No space left'):
+            runner.save_checkpoint(work_dir, name, **save)
+    assert sorted(os.listdir(work_dir)) == before  # no temp, no epoch_2
+    kept = read_checkpoint(path)['state_dict']
+    assert all(torch.equal(kept[k], saved[k]) for k in saved)
+
+
+def test_odd_checkpoint_paths_are_named_for_what_they_are(tmp_path):
+    os.symlink(tmp_path / 'b.pth', tmp_path / 'a.pth')
+    os.symlink(tmp_path / 'a.pth', tmp_path / 'b.pth')
+    os.mkfifo(tmp_path / 'fifo.pth')
+    for path, words in ((tmp_path / 'a.pth', 'is a symbolic link loop'),
+                        (tmp_path / 'fifo.pth',
+                         'is a FIFO'), ('/dev/zero', 'is a character device')):
+        with pytest.raises(InvalidInputError) as info:
+            read_checkpoint(str(path))
+        assert f'Checkpoint {path} {words}' in str(info.value)
+        assert 'does not exist' not in str(info.value)

@@ -1,6 +1,8 @@
 """Start-up config checks: typos fail at once with a suggestion."""
 import glob
+import importlib.util
 import os.path as osp
+import sys
 
 import pytest
 from mmengine.config import Config
@@ -8,6 +10,7 @@ from mmengine.config import Config
 import sarb_mm  # noqa: F401
 from sarb_mm.engine.config_checks import check_config
 from sarb_mm.utils.errors import InvalidInputError
+from sarb_mm.utils.launch import merge_cfg_options, run_tool
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -85,6 +88,23 @@ def test_helper_variables_and_shipped_configs_pass():
         default_hooks=dict(
             checkpoint=dict(type='CheckpointHook', out_dir='/dev/null/ckpts'))
     ), 'out_dir=.*cannot be written'),
+    (dict(model=dict(type='ImageClassifier', head=3)),
+     r"model\.head is 3, but it is built into an object .* a dict config "
+     r"with a type, such as dict\(type='...', ...\)\..*model\.head\.type"),
+    (dict(
+        model=dict(
+            type='ImageClassifier', head=dict(type='SARBHead', loss=1.0))),
+     'model.head.loss is 1.0, but it is built'),
+    (dict(model='ImageClassifier'), "model is 'ImageClassifier', but"),
+    (dict(
+        train_dataloader=dict(
+            dataset=dict(type='PartialLabelDataset', dataset='coco'))),
+     "train_dataloader.dataset.dataset is 'coco', but"),
+    (dict(optim_wrapper=dict(optimizer='Adam')),
+     "optim_wrapper.optimizer is 'Adam', but"),
+    (dict(default_hooks=dict(logger=5)), 'default_hooks.logger is 5, but'),
+    (dict(val_evaluator=[dict(type='VOCAveragePrecision'), 'mAP']),
+     "val_evaluator.1 is 'mAP', but"),
 ])
 def test_typos_fail_with_a_suggestion(entries, match):
     with pytest.raises(InvalidInputError, match=match):
@@ -116,6 +136,76 @@ def test_valid_settings_pass():
                         'bn': dict(decay_mult=0, lars_exclude=True),
                         'head': dict(momentum=0.5)
                     }))))
+
+
+def test_optional_parts_may_be_none():
+    check_config(
+        _cfg(
+            model=dict(
+                type='ImageClassifier',
+                neck=None,
+                head=dict(type='SARBHead', loss=dict(type='X'))),
+            val_dataloader=None,
+            default_hooks=dict(visualization=None)))
+
+
+def test_cfg_options_keep_component_dicts():
+    """``--cfg-options model.head=3`` is refused by name at the merge,
+    naming the component's type and how to set its entries."""
+    cfg = Config.fromfile(osp.join(REPO, 'configs', 'sarb_r18_demo_p10.py'))
+    with pytest.raises(
+            InvalidInputError,
+            match=r"--cfg-options model\.head=3: model\.head is a component "
+            r"config, dict\(type='SARBHead', \.\.\.\).* must stay a dict "
+            r'config with a type\. Set its entries instead, e\.g\. '
+            r'model\.head\.num_classes=VALUE'):
+        merge_cfg_options(cfg, {'model.head': 3})
+    for key, value in (('custom_hooks.2', 'PrototypeHook'),
+                       ('train_dataloader.dataset.dataset',
+                        [1, 2]), ('default_hooks.logger', 1)):
+        with pytest.raises(InvalidInputError, match=f'{key} is a component'):
+            merge_cfg_options(cfg, {key: value})
+    assert cfg.model.head.type == 'SARBHead'
+    # Entries of a component, and None for an optional one, still apply.
+    merge_cfg_options(
+        cfg, {
+            'model.head.in_channels': 64,
+            'model.neck': None,
+            'custom_hooks.2.interval': 1
+        })
+    assert cfg.model.head.in_channels == 64 and cfg.model.neck is None
+    assert cfg.custom_hooks[2].interval == 1
+
+
+def test_train_tool_names_the_key(tmp_path, monkeypatch):
+    spec = importlib.util.spec_from_file_location(
+        'train_tool', osp.join(REPO, 'tools', 'train.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    monkeypatch.setattr(sys, 'argv', [
+        'train.py',
+        osp.join(REPO, 'configs', 'sarb_r18_demo_p10.py'), '--cfg-options',
+        'model.head=3', '--work-dir',
+        str(tmp_path)
+    ])
+    with pytest.raises(InvalidInputError, match='model.head=3: model.head'):
+        tool.main()
+
+
+def test_run_tool_names_a_non_dict_component(capsys):
+    """What no check caught: mmengine's bare TypeError is reported as a
+    config problem, without a traceback."""
+    from mmpretrain.registry import MODELS
+
+    with pytest.raises(SystemExit) as exit_info:
+        run_tool(lambda: MODELS.build(3))
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert 'cfg should be a dict, ConfigDict or Config' in err
+    assert 'must be a dict config with a type' in err
+    assert 'Traceback' not in err
+    with pytest.raises(TypeError, match='unrelated'):
+        run_tool(lambda: (_ for _ in ()).throw(TypeError('unrelated')))
 
 
 def test_forwarded_hook_arguments_are_accepted():

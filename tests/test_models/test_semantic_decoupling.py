@@ -437,6 +437,28 @@ def test_explicit_embed_dims_must_match_the_file(tmp_path):
         _neck_without_embed_dims(str(path), embed_dims=300)
 
 
+def test_zero_or_identical_embeddings_are_refused(tmp_path):
+    path = str(tmp_path / 'vectors.npy')
+    vectors = np.random.default_rng(0).normal(size=(C, E))
+    vectors[[1, 3]] = 0  # e.g. rows padded for classes without a vector
+    np.save(path, vectors)
+    with pytest.raises(
+            InvalidInputError,
+            match=re.escape(f'word_vectors file {path!r} has all-zero '
+                            'embeddings for 2 of its 5 classes (indices from '
+                            '0): 1, 3.') + '.*make_word_vectors'):
+        _neck_without_embed_dims(path)
+    np.save(path, np.tile(vectors[:1], (C, 1)))
+    with pytest.raises(
+            InvalidInputError,
+            match='holds one embedding for all its 5 classes'):
+        load_word_vectors(path, (C, E))
+    # A repeated row among others is fine.
+    vectors[[1, 3]] = vectors[0]
+    np.save(path, vectors)
+    assert load_word_vectors(path, (C, E)).shape == (C, E)
+
+
 def test_learned_embeddings_default_to_300_dims():
     assert _neck_without_embed_dims().embeddings.shape == (C, 300)
 

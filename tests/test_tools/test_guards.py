@@ -112,11 +112,11 @@ def test_evaluation_loads_strictly(tmp_path, demo_root, trained):
     _refused(
         test + [checkpoint, '--out',
                 str(blocker / 'p.pkl'), '--cfg-options'] + opts,
-        'cannot create')
+        'is a file, not a folder')
     _refused(
         test + [checkpoint, '--out',
                 str(tmp_path / 'p.txt'), '--cfg-options'] + opts,
-        'use a .pkl file name')
+        'use a .npz file name')
 
 
 def test_out_with_per_class_report(tmp_path, demo_root, trained):

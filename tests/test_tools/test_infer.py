@@ -161,3 +161,39 @@ def test_infer_bad_input_exits_2_before_building(trained, tmp_path, capsys):
             launch(lambda: tool.main([config, checkpoint, *argv]))
         assert info.value.code == 2
         assert message in capsys.readouterr().err
+
+
+def test_infer_never_draws_over_its_inputs(tmp_path, capsys):
+    """--show-dir pointed at the input folder, --out pointed at an input:
+    refused before the model is built (the config and checkpoint need not
+    even exist), and the inputs are unchanged."""
+    tool = load_infer_tool()
+    from sarb_mm.utils.launch import run_tool as launch
+    photos = tmp_path / 'photos'
+    photos.mkdir()
+    (photos / 'photo.png').write_bytes(b'original png')
+    config, checkpoint = str(tmp_path / 'c.py'), str(tmp_path / 'w.pth')
+    for argv, message in (
+        ([str(photos), '--show-dir', str(photos)],
+         f'the drawn image {photos}{os.sep}photo.png would overwrite the '
+         f'input image {photos}{os.sep}photo.png'),
+        ([str(photos / '*.png'), '--show-dir',
+          str(photos / '.')], 'would overwrite the input image'),
+    ):
+        with pytest.raises(SystemExit) as info:
+            launch(lambda: tool.main([config, checkpoint, *argv]))
+        assert info.value.code == 2
+        err = capsys.readouterr().err
+        assert message in err
+    assert (photos / 'photo.png').read_bytes() == b'original png'
+    # An --out that is one of the images read (a .json named image would
+    # not be one; a .csv symlinked to an image is).
+    os.symlink(photos / 'photo.png', tmp_path / 'alias.csv')
+    with pytest.raises(SystemExit):
+        launch(lambda: tool.main([
+            config, checkpoint,
+            str(photos), '--out',
+            str(tmp_path / 'alias.csv')
+        ]))
+    assert 'would overwrite the input' in capsys.readouterr().err
+    assert (photos / 'photo.png').read_bytes() == b'original png'

@@ -1,5 +1,6 @@
 """tools/analysis/pr_curves.py and the figure it draws."""
 import importlib.util
+import os
 import os.path as osp
 import pickle
 
@@ -189,3 +190,63 @@ def test_command_line(preds, tmp_path):
     proc = run_tool([TOOL, preds, '--out', out])
     assert 'Precision-recall curves of 5 class(es)' in proc.stdout
     _assert_drawn(out, ['C0', 'black'])
+
+
+class _ShellPayload:
+    """What a hostile predictions file holds: unpickling it runs a
+    command."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+        return os.system, (f'touch {self.marker}', )
+
+
+def test_a_pickled_payload_never_runs(tmp_path):
+    marker = tmp_path / 'pwned'
+    samples = _samples()
+    samples[3]['img_path'] = _ShellPayload(marker)
+    evil = tmp_path / 'evil.pkl'
+    evil.write_bytes(pickle.dumps(samples))
+    with pytest.raises(InvalidInputError) as info:
+        tool.main([str(evil), '--out', str(tmp_path / 'pr.png')])
+    assert not marker.exists()
+    assert 'not plain data' in str(info.value)
+    assert not (tmp_path / 'pr.png').exists()
+
+
+def _npz(tmp_path, with_names=True):
+    """The samples of _data() as tools/test.py --out preds.npz writes
+    them (difficult entries -1)."""
+    from sarb_mm.evaluation import save_prediction_arrays
+    scores, labels, difficult = _data()
+    targets = np.where(difficult, -1, labels.astype(np.int8))
+    path = str(tmp_path / 'preds.npz')
+    names = NAMES if with_names else [str(i) for i in range(6)]
+    save_prediction_arrays(path, scores, targets, names,
+                           [f'{i}.jpg' for i in range(len(scores))])
+    return path
+
+
+def test_npz_predictions_draw_the_same_curves(preds, tmp_path):
+    from_pkl = tool.main([preds, '--out', str(tmp_path / 'a.png')])
+    from_npz = tool.main([_npz(tmp_path), '--out', str(tmp_path / 'b.png')])
+    assert ([t.get_text() for t in from_npz.legends[0].get_texts()
+             ] == [t.get_text() for t in from_pkl.legends[0].get_texts()])
+    for a, b in zip(from_pkl.axes[0].lines, from_npz.axes[0].lines):
+        np.testing.assert_allclose(a.get_xydata(), b.get_xydata())
+
+
+def test_figure_may_not_replace_the_predictions(tmp_path):
+    path = _npz(tmp_path)
+    before = open(path, 'rb').read()
+    png_named = tmp_path / 'preds.png'
+    os.symlink(path, png_named)  # the input, reached under a figure name
+    with pytest.raises(InvalidInputError, match='would overwrite the input'):
+        tool.main([str(png_named), '--out', str(png_named)])
+    (tmp_path / 'fig.png').mkdir()
+    with pytest.raises(InvalidInputError, match='fig.png is a directory'):
+        tool.main([path, '--out', str(tmp_path / 'fig.png')])
+    assert open(path, 'rb').read() == before

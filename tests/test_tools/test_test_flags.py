@@ -192,6 +192,36 @@ def test_tta_averages_the_flipped_scores(tmp_path, trained, options):
     assert differs > NUM_VAL // 2  # the mirror image is another view
 
 
+def test_npz_predictions_reproduce_the_metric(tmp_path, trained, options):
+    """--out preds.npz: plain arrays (no pickle) from which an independent
+    VOC AP (scikit-learn's curve, interpolated) gives the logged AP."""
+    from sklearn.metrics import precision_recall_curve
+    work_dir, out = str(tmp_path / 'test'), str(tmp_path / 'preds.npz')
+    run_tool([
+        'tools/test.py', SARB,
+        osp.join(trained, 'epoch_1.pth'), '--work-dir', work_dir, '--out', out,
+        '--cfg-options'
+    ] + options + ['test_evaluator.per_class=True'])
+    with np.load(out, allow_pickle=False) as archive:
+        arrays = dict(archive)
+    assert sorted(arrays) == ['classes', 'img_paths', 'scores', 'targets']
+    scores, targets = arrays['scores'], arrays['targets']
+    assert scores.shape == targets.shape == (NUM_VAL, 12)
+    assert set(np.unique(targets)) <= {0, 1}  # fully labelled val set
+    assert all(osp.isfile(p) for p in arrays['img_paths'])
+    logged = read_scalars(work_dir)[-1]
+    for c, name in enumerate(arrays['classes']):
+        known = targets[:, c] != -1
+        if not targets[known, c].any():
+            continue
+        precision, recall, _ = precision_recall_curve(targets[known, c],
+                                                      scores[known, c])
+        interpolated = np.maximum.accumulate(precision)
+        ap = float(np.sum(-np.diff(recall) * interpolated[:-1])) * 100
+        assert logged[f'interp-multi-label/AP_{name}'] == pytest.approx(
+            ap, abs=1e-3)
+
+
 def _args(monkeypatch, *argv):
     monkeypatch.setattr(sys, 'argv', ['test.py', *argv])
     return test_tool.parse_args()
@@ -208,7 +238,7 @@ def test_flag_checks(tmp_path, monkeypatch):
             test_tool.merge_args(test_tool.load_config(args), args)
 
     refused('--out-item metrics needs --out FILE', '--out-item', 'metrics')
-    refused('use a .pkl file name', '--out', 'preds.txt')
+    refused('use a .npz file name', '--out', 'preds.txt')
     refused('for the metrics as JSON / YAML add --out-item metrics', '--out',
             'preds.json')
     refused('use a .json, .yaml or .pkl file name', '--out', 'm.txt',
@@ -219,8 +249,18 @@ def test_flag_checks(tmp_path, monkeypatch):
             '--cfg-options', 'tta_pipeline=None')
     blocker = tmp_path / 'a_file'
     blocker.write_text('')
-    refused(f'--report {blocker}{os.sep}r.csv: cannot create', '--report',
-            str(blocker / 'r.csv'))
+    refused(f'--report {blocker}{os.sep}r.csv: its folder {blocker} is a file',
+            '--report', str(blocker / 'r.csv'))
+    # Outputs that would replace an input, or cannot be written to.
+    weights = tmp_path / 'weights.pkl'
+    weights.write_bytes(b'')
+    args = _args(monkeypatch, SARB, str(weights), '--out', str(weights),
+                 '--out-item', 'metrics')
+    with pytest.raises(InvalidInputError, match='would overwrite the input'):
+        test_tool.check_flags(args)
+    refused('--show-dir .* is a file', '--show-dir', str(blocker))
+    os.mkfifo(tmp_path / 'fifo.npz')
+    refused('fifo.npz is a FIFO', '--out', str(tmp_path / 'fifo.npz'))
     refused(
         '--report needs exactly one InterpolatedMultiLabelMetric in '
         'test_evaluator, found 0', '--report', str(tmp_path / 'r.csv'),
@@ -246,12 +286,18 @@ def test_flags_edit_the_config(tmp_path, monkeypatch):
     assert dump == dict(
         type='DumpResultsWithClasses', out_file_path=str(tmp_path / 'p.pkl'))
 
-    args = _args(monkeypatch, SARB, str(checkpoint), '--show-dir', 'vis',
-                 '--interval', '3', '--work-dir', str(tmp_path))
+    vis = str(tmp_path / 'vis')
+    args = _args(monkeypatch, SARB, str(checkpoint), '--show-dir', vis,
+                 '--interval', '3', '--work-dir', str(tmp_path), '--out',
+                 str(tmp_path / 'p.npz'))
+    test_tool.check_flags(args)
+    assert osp.isdir(vis)  # made before the test pass
     cfg = test_tool.merge_args(test_tool.load_config(args), args)
     hook = cfg.default_hooks.visualization
     assert hook.type == 'MultiLabelVisualizationHook'
-    assert (hook.enable, hook.out_dir, hook.interval) == (True, 'vis', 3)
+    assert (hook.enable, hook.out_dir, hook.interval) == (True, vis, 3)
+    assert cfg.test_evaluator[-1] == dict(
+        type='DumpPredictionArrays', out_file_path=str(tmp_path / 'p.npz'))
 
 
 class _Recorder:

@@ -235,8 +235,17 @@ def _random_model(cfg, seed):
     return build_clip_text_model(cfg)
 
 
+def trust_torchscript(monkeypatch, path):
+    """Register the archive at ``path`` as an official one: only archives
+    of known sha256 are loaded (loading one runs its TorchScript code)."""
+    monkeypatch.setattr(
+        clip_embeddings, 'OFFICIAL_TORCHSCRIPT_SHA256',
+        clip_embeddings.OFFICIAL_TORCHSCRIPT_SHA256
+        | {clip_embeddings.file_sha256(str(path))})
+
+
 @pytest.mark.parametrize('fmt', ['state_dict', 'mmengine', 'torchscript'])
-def test_weights_load_from_each_format(tiny, tmp_path, fmt):
+def test_weights_load_from_each_format(tiny, tmp_path, monkeypatch, fmt):
     cfg, _ = tiny
     source, target = _random_model(cfg, 1), _random_model(cfg, 2)
     names = ['cat', 'dog']
@@ -250,6 +259,7 @@ def test_weights_load_from_each_format(tiny, tmp_path, fmt):
     path = tmp_path / 'clip.pt'
     if fmt == 'torchscript':
         save_torchscript(state, path)
+        trust_torchscript(monkeypatch, path)
     else:
         torch.save({'state_dict': state} if fmt == 'mmengine' else state, path)
     loaded = load_clip_text_weights(target, str(path))
@@ -258,6 +268,44 @@ def test_weights_load_from_each_format(tiny, tmp_path, fmt):
         clip_class_embeddings(target, names, TWO_TEMPLATES),
         expected,
         atol=1e-6)
+
+
+def test_unknown_torchscript_archive_is_not_loaded(tiny, tmp_path,
+                                                   monkeypatch):
+    cfg, _ = tiny
+    source, target = _random_model(cfg, 1), _random_model(cfg, 2)
+    path = tmp_path / 'clip.pt'
+    save_torchscript(text_state(source), path)
+    sha256 = clip_embeddings.file_sha256(str(path))
+    assert sha256 not in clip_embeddings.OFFICIAL_TORCHSCRIPT_SHA256
+    with monkeypatch.context() as patch:
+
+        def no_jit_load(*args, **kwargs):
+            raise AssertionError('the archive\'s code must not run')
+
+        patch.setattr(torch.jit, 'load', no_jit_load)
+        with pytest.raises(InvalidInputError) as err:
+            load_clip_text_weights(target, str(path))
+    message = str(err.value)
+    assert f"'{path}' is a TorchScript archive, but not one of OpenAI's " \
+        f'(its sha256 is {sha256};' in message
+    # The conversion it suggests (run here, where the archive is trusted)
+    # gives a state dict that loads.
+    command = re.search(r'python -c "(.*)", and pass that file', message)
+    with pytest.warns(FutureWarning):  # torch.jit is deprecated
+        exec(command.group(1), {})
+    converted = tmp_path / 'clip_state_dict.pth'
+    loaded = load_clip_text_weights(target, str(converted))
+    assert set(loaded) == set(text_state(source))
+    np.testing.assert_allclose(
+        clip_class_embeddings(target, ['cat', 'dog'], TWO_TEMPLATES),
+        clip_class_embeddings(source, ['cat', 'dog'], TWO_TEMPLATES),
+        atol=1e-6)
+    # The official hashes are those of the presets' downloads.
+    assert clip_embeddings.OFFICIAL_TORCHSCRIPT_SHA256 == {
+        preset['sha256']
+        for preset in CLIP_PRESETS.values()
+    }
 
 
 def test_checkpoint_errors(tiny, tmp_path):
@@ -301,6 +349,19 @@ def test_non_finite_weights_are_refused(tiny, tmp_path):
         clip_class_embeddings(model, NAMES, TWO_TEMPLATES)
 
 
+def test_one_embedding_for_all_classes_is_refused(tiny):
+    """Without token embeddings, prompts of as many tokens embed alike."""
+    cfg, _ = tiny
+    model = _random_model(cfg, 4)
+    with torch.no_grad():
+        model.token_embedding.weight.zero_()
+    with pytest.raises(
+            InvalidInputError,
+            match='The CLIP class-embedding matrix holds one embedding for '
+            'all its 2 classes'):
+        clip_class_embeddings(model, ['cat', 'dog'], TWO_TEMPLATES)
+
+
 def test_download_checks_sha256(tmp_path, monkeypatch):
     import hashlib
     src = tmp_path / 'ViT-T.pt'
@@ -324,6 +385,25 @@ def test_download_checks_sha256(tmp_path, monkeypatch):
 
     monkeypatch.setattr(torch.hub, 'download_url_to_file', offline)
     assert download_clip_checkpoint(url, right, str(cache)) == path
+    # A cached file is checked again at every use: one replaced after the
+    # download is refused, named, and left for the user to delete.
+    with open(path, 'wb') as f:
+        f.write(b'weights, replaced')
+    with pytest.raises(InvalidInputError) as err:
+        download_clip_checkpoint(url, right, str(cache))
+    message = str(err.value)
+    assert f'The cached CLIP checkpoint {path} does not have the published ' \
+        f'sha256 of {url} (it has ' \
+        f'{hashlib.sha256(b"weights, replaced").hexdigest()}, expected ' \
+        f'{right})' in message
+    assert f'Delete it to download {url} again' in message
+    assert open(path, 'rb').read() == b'weights, replaced'
+    os.remove(path)
+    os.mkdir(path)
+    with pytest.raises(
+            InvalidInputError,
+            match='cached CLIP checkpoint .* is a directory'):
+        download_clip_checkpoint(url, right, str(cache))
 
 
 @pytest.mark.parametrize('found', ['4.52.0', '4.30.2', None])

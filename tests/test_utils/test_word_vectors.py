@@ -1,5 +1,6 @@
 import importlib.util
 import os.path as osp
+import sys
 
 import numpy as np
 import pytest
@@ -109,7 +110,7 @@ def test_numeric_first_token_is_not_a_width_error(tmp_path):
 def test_non_finite_vectors_are_refused_naming_the_words(tmp_path):
     path = tmp_path / 'g.txt'
     path.write_text('the 1 2 3\ncat nan 0 0\ndog 0 1e39 0\n'
-                    'red 1 2 3\nbird 0 -inf 0\n')
+                    'red 4 5 6\nbird 0 -inf 0\n')
     with pytest.raises(
             InvalidInputError,
             match=r"in the vectors of 3 words: 'cat' \(line 2\), "
@@ -118,7 +119,50 @@ def test_non_finite_vectors_are_refused_naming_the_words(tmp_path):
     # Words that are not asked for do not matter.
     np.testing.assert_array_equal(
         build_word_vectors(['the', 'red'], str(path), dim=3),
-        [[1, 2, 3], [1, 2, 3]])
+        [[1, 2, 3], [4, 5, 6]])
+
+
+def _load_tool():
+    spec = importlib.util.spec_from_file_location(
+        'make_word_vectors', osp.join(REPO, 'tools', 'make_word_vectors.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    return tool
+
+
+def test_zero_and_identical_class_vectors_are_refused(tmp_path, monkeypatch):
+    path = tmp_path / 'g.txt'
+    path.write_text('dog 1 2 3\ncat 0 0 0\npad 0 0 0\nhot 4 0 1\n')
+    with pytest.raises(
+            InvalidInputError,
+            match=r"all-zero embeddings for 2 of its 4 classes \(indices "
+            r"from 0\): 1 \('cat'\), 3 \('pad'\)\. .*--classes"):
+        build_word_vectors(['dog', 'cat', 'hot dog', 'pad'], str(path), dim=3)
+    # Words that average to zero are as bad.
+    path.write_text('dog 1 2 3\nanti -1 -2 -3\nhot 4 0 1\n')
+    with pytest.raises(InvalidInputError, match=r"0 \('anti dog'\)"):
+        build_word_vectors(['anti dog', 'hot'], str(path), dim=3)
+    # Two names of the same words: one embedding for every class.
+    with pytest.raises(
+            InvalidInputError,
+            match='holds one embedding for all its 2 classes'):
+        build_word_vectors(['dog', 'Dog'], str(path), dim=3)
+    # A repeated row among others is allowed.
+    vectors = build_word_vectors(['dog', 'Dog', 'hot'], str(path), dim=3)
+    np.testing.assert_array_equal(vectors, [[1, 2, 3], [1, 2, 3], [4, 0, 1]])
+    # The tool writes no file of them.
+    names = tmp_path / 'names.txt'
+    names.write_text('hot\nanti dog\n')
+    out = tmp_path / 'out.npy'
+    monkeypatch.setattr(sys, 'argv', [
+        'make_word_vectors.py',
+        str(path),
+        str(out), '--classes',
+        str(names), '--dim', '3'
+    ])
+    with pytest.raises(InvalidInputError, match=r"1 \('anti dog'\)"):
+        _load_tool().main()
+    assert not out.exists()
 
 
 def test_large_finite_vectors_average_without_overflow(tmp_path):
@@ -170,13 +214,31 @@ def test_tool_errors_have_no_traceback(tmp_path):
 
 
 def test_tool_output_path(tmp_path):
-    spec = importlib.util.spec_from_file_location(
-        'make_word_vectors', osp.join(REPO, 'tools', 'make_word_vectors.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = _load_tool()
     assert tool.output_path('a/b') == 'a/b.npy'
     assert tool.output_path('a/b.npy') == 'a/b.npy'
     (tmp_path / 'vecs.npy').mkdir()
     for out in (str(tmp_path), str(tmp_path / 'vecs'), 'data/'):
         with pytest.raises(InvalidInputError, match='is a directory'):
             tool.output_path(out)
+
+
+def test_glove_line_padded_to_megabytes_is_refused(tmp_path, monkeypatch):
+    import tracemalloc
+
+    import sarb_mm.datasets.utils as dataset_utils
+    monkeypatch.setattr(dataset_utils, 'MAX_LINE_LENGTH', 4096)
+    path = tmp_path / 'glove.txt'
+    with open(path, 'w') as f:
+        f.write('cat 0.1 0.2\ndog 0.3 0.4\n')
+        f.write('pad' + 'd' * 4_000_000 + ' 0.5 0.6\n')
+        f.write('cow 0.7 0.8\n')
+    tracemalloc.start()
+    with pytest.raises(
+            InvalidInputError,
+            match='GloVe file .*glove.txt.*line 3 is longer than '
+            '4,096'):
+        read_glove(str(path), ['cow'], dim=2)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 1_000_000  # the 4 MB line is never read whole

@@ -7,31 +7,37 @@ by AP, or of the classes named with --classes. AP values are VOC
 interpolated, as InterpolatedMultiLabelMetric reports them.
 
 Example:
-    python tools/test.py CONFIG CHECKPOINT --out preds.pkl
-    python tools/analysis/pr_curves.py preds.pkl --out pr.png \\
+    python tools/test.py CONFIG CHECKPOINT --out preds.npz
+    python tools/analysis/pr_curves.py preds.npz --out pr.png \\
         --best 3 --worst 3
 """
 import argparse
 import os.path as osp
-import pickle
 import sys
-from typing import List, Optional, Sequence
+from typing import Callable, List, Optional, Tuple
 
 import numpy as np
 
-from sarb_mm.evaluation.metrics import InterpolatedMultiLabelMetric
+from sarb_mm.evaluation.predictions import (load_prediction_arrays,
+                                            load_prediction_pickle,
+                                            samples_to_arrays)
 from sarb_mm.evaluation.report import (ClassReport, mean_interpolated_curve,
                                        per_class_report,
                                        precision_recall_points)
 from sarb_mm.utils.errors import InvalidInputError
 from sarb_mm.utils.launch import CheckedDictAction, run_tool
+from sarb_mm.utils.paths import check_output_file
 from sarb_mm.visualization.pr_curves import plot_pr_curves
+
+FIGURE_SUFFIXES = ('.png', '.pdf', '.svg', '.jpg')
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        'preds', help='predictions pickled by tools/test.py --out')
+        'preds',
+        help='predictions of tools/test.py --out: preds.npz (plain arrays) '
+        'or preds.pkl (read as plain data only, never unpickled whole)')
     parser.add_argument(
         '--out', required=True, help='figure file (.png, .pdf, .svg)')
     parser.add_argument(
@@ -59,37 +65,39 @@ def parse_args(argv=None):
     return args
 
 
-def load_predictions(path: str) -> List[dict]:
-    """The list of per-sample dicts that mmengine's DumpResults wrote."""
-    if not osp.isfile(path):
-        raise InvalidInputError(f'Predictions file {path} does not exist.')
-    try:
-        with open(path, 'rb') as f:
-            samples = pickle.load(f)
-    except Exception as err:  # pickle raises many types on bad input
+def load_predictions(
+    path: str, classes_for: Callable[[], Optional[List[str]]]
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray, Optional[List[str]]]:
+    """Scores, labels, validity (N, C) and class names of a predictions
+    file: the ``.npz`` of ``tools/test.py --out preds.npz``, or an mmengine
+    ``DumpResults`` pickle read as plain data only (never ``pickle.load``:
+    a received pickle could run code). ``classes_for`` gives names when the
+    file has none."""
+    if path.lower().endswith('.npz'):
+        arrays = load_prediction_arrays(path)
+        return (arrays['scores'], arrays['labels'], arrays['valid'],
+                arrays['classes'])
+    if not path.lower().endswith(('.pkl', '.pickle')):
         raise InvalidInputError(
-            f'Cannot read predictions file {path} ({type(err).__name__}: '
-            f'{err}); give the .pkl that tools/test.py --out wrote.') from None
-    if (not isinstance(samples, list) or not samples
-            or not all(isinstance(s, dict) for s in samples)):
-        raise InvalidInputError(
-            f'{path} does not hold a non-empty list of prediction dicts; '
-            'give the .pkl that tools/test.py --out wrote (not one written '
-            'with --out-item metrics).')
-    return samples
+            f'Predictions file {path}: give the .npz (or .pkl) that '
+            'tools/test.py --out wrote.')
+    samples = load_prediction_pickle(path)
+    classes = samples[0].get('classes')
+    if classes is None:
+        classes = classes_for()
+    arrays = samples_to_arrays(samples, classes, where=path)
+    return arrays['scores'], arrays['labels'], arrays['valid'], classes
 
 
 def classes_from_config(config: str, options: Optional[dict]) -> List[str]:
     """Class names of the config's test dataset (built without pipeline)."""
-    from mmengine.config import Config
     from mmengine.registry import init_default_scope
     from mmpretrain.registry import DATASETS
 
     import sarb_mm  # noqa: F401  (registers the datasets)
+    from sarb_mm.utils.config_files import load_config_file
     from sarb_mm.utils.launch import merge_cfg_options
-    if not osp.isfile(config):
-        raise InvalidInputError(f'Config file {config} does not exist.')
-    cfg = Config.fromfile(config)
+    cfg = load_config_file(config)
     merge_cfg_options(cfg, options)
     init_default_scope(cfg.get('default_scope', 'mmpretrain'))
     dataset = cfg.get('test_dataloader', {}).get('dataset')
@@ -103,23 +111,6 @@ def classes_from_config(config: str, options: Optional[dict]) -> List[str]:
             f'The test dataset of {config} has no class names in its '
             'metainfo.')
     return [str(c) for c in classes]
-
-
-def stack_predictions(samples: List[dict], path: str,
-                      classes: Optional[Sequence[str]]):
-    """Scores, labels and validity mask (N, C), checked as the metric
-    checks them (same conversion, same errors)."""
-    metric = InterpolatedMultiLabelMetric(topk=None)
-    if classes is not None:
-        metric.dataset_meta = {'classes': tuple(classes)}
-    try:
-        metric.process(None, samples)
-    except ValueError as err:
-        raise InvalidInputError(f'{path}: {err}') from None
-    results = metric.results
-    return (np.stack([r['pred_score'] for r in results]),
-            np.stack([r['gt_label'] for r in results]),
-            np.stack([r['valid'] for r in results]))
 
 
 def select_classes(rows: List[ClassReport], args) -> List[ClassReport]:
@@ -148,14 +139,16 @@ def main(argv=None):
     """Draw the figure of ``argv`` (default: the command line); return
     it."""
     args = parse_args(argv)
-    if not args.out.lower().endswith(('.png', '.pdf', '.svg', '.jpg')):
-        raise InvalidInputError(
-            f'--out {args.out}: use a .png, .pdf, .svg or .jpg file name.')
-    samples = load_predictions(args.preds)
-    classes = samples[0].get('classes')
-    if classes is None and args.config is not None:
-        classes = classes_from_config(args.config, args.cfg_options)
-    scores, labels, valid = stack_predictions(samples, args.preds, classes)
+    check_output_file(
+        args.out,
+        '--out',
+        FIGURE_SUFFIXES,
+        inputs=[args.preds, args.config],
+        hint='use a .png, .pdf, .svg or .jpg file name.')
+    scores, labels, valid, classes = load_predictions(
+        args.preds, lambda: None
+        if args.config is None else classes_from_config(
+            args.config, args.cfg_options))
     if classes is None:
         print(
             f'{args.preds} holds no class names (not written by this '

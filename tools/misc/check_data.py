@@ -16,9 +16,9 @@ import argparse
 import json
 import sys
 
-from sarb_mm.utils.errors import InvalidInputError
 from sarb_mm.utils.launch import (CheckedDictAction, load_config,
                                   merge_cfg_options, run_tool)
+from sarb_mm.utils.paths import atomic_open, check_output_file
 
 
 def parse_args():
@@ -69,6 +69,8 @@ def main():
     args.work_dir, args.launcher, args.local_rank = None, 'none', 0
     cfg = load_config(args)
     merge_cfg_options(cfg, args.cfg_options)
+    if args.out:
+        check_output_file(args.out, '--out', inputs=[args.config])
 
     import sarb_mm  # noqa: F401  (registers the datasets)
     from sarb_mm.datasets.data_check import (SplitReport, check_split,
@@ -93,13 +95,8 @@ def main():
         reports.append(report)
     print(format_summary(reports))
     if args.out:
-        try:
-            with open(args.out, 'w', encoding='utf-8') as f:
-                json.dump([r.to_dict() for r in reports], f, indent=1)
-        except OSError as err:
-            raise InvalidInputError(
-                f'Cannot write --out {args.out!r} ({err.strerror or err}); '
-                'choose a writable path.') from None
+        with atomic_open(args.out, 'w', encoding='utf-8') as f:
+            json.dump([r.to_dict() for r in reports], f, indent=1)
         print(f'Findings written to {args.out}')
     sys.exit(1 if any(r.problems for r in reports) else 0)
 

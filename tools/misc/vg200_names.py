@@ -17,7 +17,6 @@ Examples:
         --aliases object_alias.txt --count objects --details names.tsv
 """
 import argparse
-import os
 import os.path as osp
 import statistics
 import time
@@ -25,8 +24,8 @@ import time
 from mmengine.utils import ProgressBar
 
 from sarb_mm.datasets.vg_names import COUNT_MODES, reconstruct_vg_names
-from sarb_mm.utils.errors import InvalidInputError
 from sarb_mm.utils.launch import run_tool
+from sarb_mm.utils.paths import atomic_open, check_output_file
 
 # Agreement (Jaccard) below which an index's name is called a guess.
 WEAK = 0.5
@@ -65,10 +64,12 @@ def parse_args():
 
 def main():
     args = parse_args()
-    for path in (args.out, args.details):
-        if path and osp.isdir(path):
-            raise InvalidInputError(f'Output {path!r} is a directory; give a '
-                                    'file name.')
+    # Before the pass over objects.json (minutes on the real file).
+    inputs = [args.objects, args.label_file, args.aliases]
+    check_output_file(args.out, 'Output', inputs=inputs)
+    if args.details:
+        check_output_file(
+            args.details, '--details', inputs=inputs + [args.out])
     size = osp.getsize(args.objects) if osp.isfile(args.objects) else 0
     bar = ProgressBar(max(1, size // 2**20)) if size else None
     start = time.perf_counter()
@@ -148,14 +149,8 @@ def report_matches(result, max_listed):
 
 
 def write_lines(path, lines):
-    try:
-        os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-        with open(path, 'w', encoding='utf-8') as f:
-            f.write(''.join(f'{line}\n' for line in lines))
-    except OSError as err:
-        raise InvalidInputError(f'Cannot write {path!r} '
-                                f'({err.strerror or err}); choose a '
-                                'writable path.') from None
+    with atomic_open(path, 'w', encoding='utf-8') as f:
+        f.write(''.join(f'{line}\n' for line in lines))
 
 
 if __name__ == '__main__':

@@ -14,6 +14,9 @@ crop_sizes = (72, 64, 56)
 # 'LoadImageFromFile' builds sarb_mm's CheckedLoadImageFromFile (the
 # configs import sarb_mm), under the name mmpretrain's tools look for.
 train_pipeline = [
+    # Augmentation draws from (seed, epoch, image index), whichever worker
+    # loads the image: a run resumed mid-epoch repeats them exactly.
+    dict(type='SeedFromSample'),
     dict(type='LoadImageFromFile'),
     dict(
         type='Resize',

@@ -4,6 +4,9 @@ crop_sizes = (512, 448, 384, 320, 256)
 # 'LoadImageFromFile' builds sarb_mm's CheckedLoadImageFromFile (the
 # configs import sarb_mm), under the name mmpretrain's tools look for.
 train_pipeline = [
+    # Augmentation draws from (seed, epoch, image index), whichever worker
+    # loads the image: a run resumed mid-epoch repeats them exactly.
+    dict(type='SeedFromSample'),
     dict(type='LoadImageFromFile'),
     dict(
         type='Resize',

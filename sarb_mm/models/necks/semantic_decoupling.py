@@ -10,6 +10,7 @@ from mmpretrain.registry import MODELS
 from sarb_mm.utils.errors import InvalidInputError
 from sarb_mm.utils.npy import load_checked_npy
 from sarb_mm.utils.validation import check_int
+from sarb_mm.utils.word_vectors import check_class_embeddings
 
 
 class _TanhProductScore(torch.autograd.Function):
@@ -184,8 +185,8 @@ def load_word_vectors(
 
     The file must be a NumPy ``.npy`` array (not ``.npz``, not pickled) of
     integer or real floating dtype, of shape ``expected_shape`` (an ``E`` of
-    None accepts any width) and with
-    finite values; anything else is an ``InvalidInputError`` (a
+    None accepts any width), with finite values, no all-zero row and not
+    one row for every class; anything else is an ``InvalidInputError`` (a
     ``ValueError``) naming the file and the fix. Returned as float32.
     """
     vectors = load_checked_npy(
@@ -204,4 +205,9 @@ def load_word_vectors(
             f'word_vectors file {path!r} has NaN/inf values (or values '
             'beyond the float32 range). Rebuild it with '
             'tools/make_word_vectors.py, which refuses such vectors.')
+    check_class_embeddings(
+        vectors,
+        f'word_vectors file {path!r}',
+        fix='Rebuild it with tools/make_word_vectors.py, which refuses such '
+        'vectors.')
     return torch.from_numpy(vectors)
