@@ -1,4 +1,5 @@
 """Multi-label inference on images, folders and globs."""
+import contextlib
 import logging
 import numbers
 import os
@@ -19,7 +20,7 @@ from rich import get_console
 from rich.progress import track
 
 from sarb_mm.utils.errors import InvalidInputError
-from sarb_mm.utils.paths import check_output_dir
+from sarb_mm.utils.paths import atomic_path, check_output_dir
 from sarb_mm.utils.validation import check_int
 from .image_paths import drawn_file_names, expand_image_path
 from .model import init_model
@@ -341,16 +342,18 @@ class MultiLabelInferencer(ImageClassificationInferencer):
             short = min(image.shape[:2])
             edge = resize if resize is not None else max(short, MIN_DRAWN_EDGE)
             out_file = osp.join(show_dir, file_name)
-            self.visualizer.visualize_cls(
-                image[..., ::-1],  # the visualizer draws RGB
-                sample,
-                classes=self.classes,
-                resize=edge,
-                draw_gt=False,
-                draw_pred=True,
-                draw_score=draw_score,
-                name=name,
-                out_file=out_file)
+            # Renamed into place: never written through an existing link.
+            with atomic_path(out_file) as tmp:
+                self.visualizer.visualize_cls(
+                    image[..., ::-1],  # the visualizer draws RGB
+                    sample,
+                    classes=self.classes,
+                    resize=edge,
+                    draw_gt=False,
+                    draw_pred=True,
+                    draw_score=draw_score,
+                    name=name,
+                    out_file=tmp)
             written.append(out_file)
         return written
 
@@ -396,18 +399,29 @@ def as_bgr_image(array: np.ndarray) -> np.ndarray:
 def check_drawn_files(items: Sequence, show_dir: str) -> None:
     """Create ``show_dir`` and refuse to draw over an input image.
 
+    A drawn file is compared with the inputs by resolved path and, when it
+    exists, by device and inode (a hard link, or another spelling on a
+    case-insensitive file system, is the same file).
+
     Raises:
         InvalidInputError: ``show_dir`` is unusable, or a drawn file would
             replace one of the input images (both are named).
     """
     check_output_dir(show_dir, 'show_dir')
-    inputs = {
-        osp.realpath(os.fspath(item)): item
-        for item in items if isinstance(item, (str, os.PathLike))
-    }
+    by_path, by_inode = {}, {}
+    for item in items:
+        if isinstance(item, (str, os.PathLike)):
+            by_path[osp.realpath(os.fspath(item))] = item
+            with contextlib.suppress(OSError):
+                info = os.stat(item)
+                by_inode[(info.st_dev, info.st_ino)] = item
     for file_name in drawn_file_names(items):
         out_file = osp.join(show_dir, file_name)
-        replaced = inputs.get(osp.realpath(out_file))
+        replaced = by_path.get(osp.realpath(out_file))
+        if replaced is None and by_inode:
+            with contextlib.suppress(OSError):
+                info = os.stat(out_file)
+                replaced = by_inode.get((info.st_dev, info.st_ino))
         if replaced is not None:
             raise InvalidInputError(
                 f'show_dir {show_dir}: the drawn image {out_file} would '

@@ -47,8 +47,10 @@ def save_prediction_arrays(path: str, scores: np.ndarray, targets: np.ndarray,
         targets=np.asarray(targets, dtype=np.int8),
         classes=np.asarray([str(c) for c in classes], dtype=str),
         img_paths=np.asarray([str(p) for p in img_paths], dtype=str))
-    with atomic_path(path) as tmp:
-        np.savez(tmp, **arrays)
+    # Through a file object: np.savez appends '.npz' to a name that does
+    # not end in it (e.g. 'preds.NPZ').
+    with atomic_path(path) as tmp, open(tmp, 'wb') as f:
+        np.savez(f, **arrays)
 
 
 def load_prediction_arrays(path: str) -> Dict[str, np.ndarray]:
@@ -68,7 +70,11 @@ def load_prediction_arrays(path: str) -> Dict[str, np.ndarray]:
     check_input_file(path, 'Predictions file')
     try:
         with zipfile.ZipFile(path) as archive:
-            arrays = _read_members(archive, path)
+            arrays = _read_members(archive, path, os.path.getsize(path))
+    except MemoryError:
+        raise InvalidInputError(
+            f'Predictions file {path} declares more data than fits in '
+            'memory; it is not a predictions file of tools/test.py.') from None
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as err:
         if isinstance(err, InvalidInputError):
             raise
@@ -77,10 +83,11 @@ def load_prediction_arrays(path: str) -> Dict[str, np.ndarray]:
             f'({err}); give the .npz that tools/test.py --out wrote.'
         ) from None
     scores, targets = arrays['scores'], arrays['targets']
-    if scores.ndim != 2 or targets.shape != scores.shape:
+    if scores.ndim != 2 or targets.shape != scores.shape or 0 in scores.shape:
         raise InvalidInputError(
             f'Predictions file {path}: scores {scores.shape} and targets '
-            f'{targets.shape} must both be (images, classes).')
+            f'{targets.shape} must both be (images, classes), at least one '
+            'of each.')
     num_classes = scores.shape[1]
     if arrays['classes'].shape != (num_classes, ):
         raise InvalidInputError(
@@ -105,7 +112,7 @@ def load_prediction_arrays(path: str) -> Dict[str, np.ndarray]:
         img_paths=[str(p) for p in arrays['img_paths']])
 
 
-def _read_members(archive: zipfile.ZipFile, path: str) -> dict:
+def _read_members(archive: zipfile.ZipFile, path: str, file_size: int) -> dict:
     members = {info.filename: info for info in archive.infolist()}
     missing = [k for k in ARRAY_KEYS if f'{k}.npy' not in members]
     if missing:
@@ -114,6 +121,15 @@ def _read_members(archive: zipfile.ZipFile, path: str) -> dict:
             f'{sorted(members)}. Give the .npz that tools/test.py --out '
             'wrote.')
     kinds = dict(scores='fiu', targets='iu', classes='U', img_paths='U')
+    # The sizes in the zip directory are the file's own claims: bound them
+    # by the real file size.
+    stored = sum(members[f'{k}.npy'].compress_size for k in ARRAY_KEYS)
+    expanded = sum(members[f'{k}.npy'].file_size for k in ARRAY_KEYS)
+    if stored > file_size or expanded > MAX_EXPANSION * max(file_size, 1):
+        raise InvalidInputError(
+            f'Predictions file {path}: its arrays claim {expanded} bytes '
+            f'({stored} stored) in a file of {file_size}; refused as forged '
+            'or a zip bomb.')
     arrays = {}
     for key in ARRAY_KEYS:
         info = members[f'{key}.npy']
@@ -125,7 +141,8 @@ def _read_members(archive: zipfile.ZipFile, path: str) -> dict:
                 'as a zip bomb.')
         with archive.open(info) as f:
             shape, dtype = read_npy_header(f)
-            if dtype.kind not in kinds[key] or dtype.fields is not None:
+            if (dtype.kind not in kinds[key] or dtype.fields is not None
+                    or dtype.itemsize == 0):
                 raise InvalidInputError(
                     f'Predictions file {path}: {key} has dtype {dtype}; '
                     'expected ' +

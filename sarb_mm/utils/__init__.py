@@ -1,3 +1,4 @@
+from . import config_files  # noqa: F401  (mmengine reads YAML safely)
 from .checkpoint_safety import (register_safe_checkpoint_globals,
                                 restricted_getattr)
 from .npy import load_checked_npy

@@ -21,6 +21,22 @@ from .paths import check_input_file
 YAML_SUFFIXES = ('.yaml', '.yml')
 
 
+def use_safe_yaml_loader() -> None:
+    """Make mmengine read YAML (configs, ``mmengine.load``) with PyYAML's
+    safe loader, which builds no Python objects.
+
+    The text check of :func:`check_yaml_config` alone is not enough:
+    mmengine first substitutes ``{{$ENV:default}}`` placeholders with a
+    regular expression taken from the file, which can write a
+    ``!!python`` tag that the checked text did not show.
+    """
+    from mmengine.fileio.handlers import yaml_handler
+    yaml_handler.Loader = getattr(yaml, 'CSafeLoader', yaml.SafeLoader)
+
+
+use_safe_yaml_loader()
+
+
 def check_yaml_config(path: str, _seen: Optional[set] = None) -> None:
     """Refuse a YAML config (or YAML ``_base_``) that is not plain data.
 
@@ -49,7 +65,14 @@ def check_yaml_config(path: str, _seen: Optional[set] = None) -> None:
                                 f'({err}).') from None
     bases = data.get('_base_') if isinstance(data, dict) else None
     for base in [bases] if isinstance(bases, str) else bases or []:
-        if isinstance(base, str) and base.lower().endswith(YAML_SUFFIXES):
+        if not isinstance(base, str):
+            continue
+        if base.lower().endswith('.py'):
+            raise InvalidInputError(
+                f'Config {path}: its _base_ {base} is a Python file, which '
+                'mmengine executes; a YAML config is read as data only, so '
+                'it may build on YAML or JSON bases only.')
+        if base.lower().endswith(YAML_SUFFIXES):
             check_yaml_config(osp.join(osp.dirname(path), base), seen)
 
 
@@ -59,7 +82,13 @@ def load_config_file(path: str) -> Config:
     check_input_file(path, 'Config file')
     if path.lower().endswith(YAML_SUFFIXES):
         check_yaml_config(path)
-    return Config.fromfile(path)
+    try:
+        return Config.fromfile(path)
+    except yaml.YAMLError as err:
+        raise InvalidInputError(
+            f'Config {path} (or one of its bases), after mmengine '
+            f'substituted its {{{{$VAR:default}}}} placeholders, is not plain '
+            f'YAML data ({str(err).splitlines()[0]}).') from None
 
 
 def load_dumped_config(path: str) -> Config:

@@ -227,7 +227,7 @@ def atomic_path(path: str) -> Iterator[str]:
     os.close(fd)
     try:
         yield tmp
-        _match_umask(tmp)
+        _keep_mode(tmp, path)
         os.replace(tmp, path)
     except BaseException as err:
         with contextlib.suppress(OSError):
@@ -254,11 +254,17 @@ def atomic_open(path: str, mode: str = 'w', **kwargs):
             os.fsync(f.fileno())
 
 
-def _match_umask(path: str) -> None:
-    # mkstemp creates 0600; a normally written file gets 0666 minus umask.
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
+def _keep_mode(tmp: str, path: str) -> None:
+    """Give ``tmp`` the mode ``path`` has, or a new file would get."""
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        # mkstemp creates 0600; a normally written file gets 0666 minus
+        # the umask (read by setting it, then restoring it at once).
+        umask = os.umask(0o022)
+        os.umask(umask)
+        mode = 0o666 & ~umask
+    os.chmod(tmp, mode)
 
 
 def _readlink(path: str) -> str:

@@ -3,15 +3,21 @@
 A pickle names functions to call while it is loaded, so ``pickle.load`` of
 a received ``.pkl`` can run any command. :func:`load_pickle_data` loads only
 plain data: dicts, lists, tuples, sets, strings, bytes, numbers, ``None``,
-numpy arrays and scalars of non-object dtypes, and torch tensors (their
-storage read with ``torch.load(weights_only=True)``). Any other global the
-pickle names is refused before it is imported, let alone called. This is
+numpy arrays and scalars of plain dtypes (never objects:
+:mod:`sarb_mm.utils.safe_numpy`), and torch tensors inside their storage
+(the storage read with ``torch.load(weights_only=True)``). Every function
+it resolves is a fresh wrapper, so a pickle cannot rewrite shared ones.
+Any other global the pickle names is refused before it is imported, let
+alone called. This is
 the allowlist approach of checkpoint loading
 (:mod:`sarb_mm.utils.checkpoint_safety`), applied to mmengine's
 ``DumpResults`` files (``tools/test.py --out preds.pkl``).
 """
+import builtins
 import io
 import pickle
+import warnings
+from collections import OrderedDict
 from typing import Any
 
 import numpy as np
@@ -19,15 +25,12 @@ import torch
 
 from .errors import InvalidInputError
 from .paths import check_input_file
+from .safe_numpy import SafeNdarray, safe_dtype, safe_reconstruct, safe_scalar
 
-_BUILTINS = {
-    'set': set,
-    'frozenset': frozenset,
-    'complex': complex,
-    'bytearray': bytearray,
-}
+# Fresh per lookup: a pickle's BUILD may set attributes on what find_class
+# returns, and must not reach the real (shared) functions.
+_BUILTINS = ('set', 'frozenset', 'complex')
 _NUMPY_MODULES = frozenset({'numpy.core.multiarray', 'numpy._core.multiarray'})
-_NUMPY_FUNCTIONS = frozenset({'_reconstruct', 'scalar'})
 
 
 def _load_storage_weights_only(data: bytes):
@@ -36,14 +39,47 @@ def _load_storage_weights_only(data: bytes):
     return torch.load(io.BytesIO(data), weights_only=True)
 
 
-def _numpy_dtype_class(name: str):
-    """A ``numpy.dtypes.<X>DType`` class of a numeric, bool or string
-    dtype (never the object dtype), or None."""
-    cls = getattr(getattr(np, 'dtypes', None), name, None)
-    if (isinstance(cls, type) and issubclass(cls, np.dtype)
-            and name != 'ObjectDType'):
-        return cls
-    return None
+def _rebuild_tensor(storage,
+                    storage_offset,
+                    size,
+                    stride,
+                    requires_grad,
+                    backward_hooks,
+                    metadata=None):
+    """``torch._utils._rebuild_tensor_v2`` for plain tensors whose view
+    stays inside their storage (torch would grow the storage, exposing
+    uninitialised memory) and without hooks or extra attributes."""
+    if backward_hooks or metadata:
+        raise pickle.UnpicklingError(
+            'a tensor with hooks or attributes is not plain data')
+    if not (isinstance(storage, torch.storage.TypedStorage)
+            and isinstance(storage_offset, int)
+            and all(isinstance(v, int) and v >= 0 for v in (*size, *stride))
+            and len(size) == len(stride) and storage_offset >= 0):
+        raise pickle.UnpicklingError('malformed tensor')
+    if all(size):
+        extent = storage_offset + sum(
+            (n - 1) * step for n, step in zip(size, stride)) + 1
+        with warnings.catch_warnings():  # TypedStorage is what pickles hold
+            warnings.simplefilter('ignore', UserWarning)
+            available = storage.untyped().nbytes() // storage.element_size()
+        if extent > available:
+            raise pickle.UnpicklingError(
+                f'a tensor of shape {tuple(size)} reaches element {extent} '
+                f'of a storage of {available}')
+    return torch._utils._rebuild_tensor_v2(storage,
+                                           storage_offset, tuple(size),
+                                           tuple(stride), requires_grad,
+                                           OrderedDict())
+
+
+def _fresh(function):
+    """A new function object that calls ``function``."""
+
+    def call(*args, **kwargs):
+        return function(*args, **kwargs)
+
+    return call
 
 
 class DataOnlyUnpickler(pickle.Unpickler):
@@ -65,30 +101,45 @@ class DataOnlyUnpickler(pickle.Unpickler):
     @staticmethod
     def _allowed(module: str, name: str):
         if module == 'builtins' and name in _BUILTINS:
-            return _BUILTINS[name]
+            return _fresh(getattr(builtins, name))
         if module == 'collections' and name == 'OrderedDict':
-            from collections import OrderedDict
-            return OrderedDict
-        if module in _NUMPY_MODULES and name in _NUMPY_FUNCTIONS:
-            try:
-                from numpy._core import multiarray
-            except ImportError:  # numpy < 2
-                from numpy.core import multiarray
-            return getattr(multiarray, name)
-        if module == 'numpy' and name in ('ndarray', 'dtype'):
-            return getattr(np, name)
-        if module == 'numpy.dtypes':
-            return _numpy_dtype_class(name)
+            return _fresh(OrderedDict)
+        if module in _NUMPY_MODULES and name == '_reconstruct':
+            return _fresh(safe_reconstruct)
+        if module in _NUMPY_MODULES and name == 'scalar':
+            return _fresh(safe_scalar)
+        if module == 'numpy' and name == 'ndarray':
+            return SafeNdarray  # its class attributes cannot be set
+        if module == 'numpy' and name == 'dtype':
+            return _fresh(safe_dtype)
         if module == 'torch._utils' and name == '_rebuild_tensor_v2':
-            return torch._utils._rebuild_tensor_v2
+            return _fresh(_rebuild_tensor)
         if module == 'torch.storage' and name == '_load_from_bytes':
-            return _load_storage_weights_only
+            return _fresh(_load_storage_weights_only)
         if module == 'torch' and name in ('Size', 'device'):
-            return getattr(torch, name)
+            return _fresh(getattr(torch, name))
         if module == 'torch' and isinstance(
                 getattr(torch, name, None), torch.dtype):
-            return getattr(torch, name)
+            return getattr(torch, name)  # C objects without attributes
         return None
+
+
+def _plain_arrays(obj):
+    """``obj`` with :class:`SafeNdarray` items as plain ``np.ndarray``."""
+    if isinstance(obj, SafeNdarray):
+        return obj.view(np.ndarray)
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            obj[key] = _plain_arrays(value)
+        return obj
+    if isinstance(obj, list):
+        obj[:] = [_plain_arrays(v) for v in obj]
+        return obj
+    if isinstance(obj, tuple) and any(
+            isinstance(v, (SafeNdarray, dict, list, tuple)) for v in obj):
+        return type(obj)(_plain_arrays(v)
+                         for v in obj) if type(obj) is tuple else obj
+    return obj
 
 
 def load_pickle_data(path: str, what: str = 'Pickle file') -> Any:
@@ -109,7 +160,7 @@ def load_pickle_data(path: str, what: str = 'Pickle file') -> Any:
     check_input_file(path, what)
     try:
         with open(path, 'rb') as f:
-            obj = DataOnlyUnpickler(f).load()
+            obj = _plain_arrays(DataOnlyUnpickler(f).load())
     except pickle.UnpicklingError as err:
         raise InvalidInputError(
             f'{what} {path} cannot be loaded safely: {err}. Only pickles of '

@@ -114,3 +114,37 @@ def test_bad_archives_are_refused_by_name(tmp_path):
     not_zip.write_bytes(b'not a zip file at all')
     with pytest.raises(InvalidInputError, match='not a readable .npz'):
         load_prediction_arrays(str(not_zip))
+
+
+def test_upper_case_suffix_is_written_whole(tmp_path):
+    """np.savez appends '.npz' to 'preds.NPZ': the data would go to another
+    file and an empty preds.NPZ be left."""
+    path = str(tmp_path / 'preds.NPZ')
+    save_prediction_arrays(path, np.ones((2, 3)), np.ones((2, 3)), 'abc',
+                           ['1.jpg', '2.jpg'])
+    import os
+    assert os.listdir(tmp_path) == ['preds.NPZ']
+    assert load_prediction_arrays(path)['scores'].shape == (2, 3)
+
+
+def test_empty_or_zero_width_arrays_are_refused(tmp_path):
+    """Zero-byte items pass any size check: 10^7 empty paths would still be
+    10^7 Python strings."""
+    n = 10**7
+    zero_width = dict(
+        scores=np.zeros((n, 0)),
+        targets=np.zeros((n, 0), np.int8),
+        classes=np.zeros((0, ), '<U1'),
+        img_paths=np.zeros((n, ), '<U1'))
+    bad = _archive(tmp_path / 'zero.npz', **zero_width)
+    with pytest.raises(InvalidInputError, match='at least one of each'):
+        load_prediction_arrays(bad)
+    # A zero-size item type, declared in a forged header.
+    header = np.lib.format.header_data_from_array_1_0(np.zeros(2, '<U1'))
+    header.update(descr='<U0', shape=(n, ))
+    out = io.BytesIO()
+    np.lib.format.write_array_header_1_0(out, header)
+    bad = _archive(tmp_path / 'u0.npz',
+                   **dict(_good(), img_paths=out.getvalue()))
+    with pytest.raises(InvalidInputError, match='img_paths has dtype <U0'):
+        load_prediction_arrays(bad)

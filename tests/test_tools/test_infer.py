@@ -197,3 +197,23 @@ def test_infer_never_draws_over_its_inputs(tmp_path, capsys):
         ]))
     assert 'would overwrite the input' in capsys.readouterr().err
     assert (photos / 'photo.png').read_bytes() == b'original png'
+
+
+def test_infer_never_draws_through_a_hard_link(tmp_path, capsys):
+    """A drawn file that is a hard link of an input is the same file."""
+    tool = load_infer_tool()
+    from sarb_mm.utils.launch import run_tool as launch
+    (tmp_path / 'in').mkdir()
+    (tmp_path / 'show').mkdir()
+    image = tmp_path / 'in' / 'x.png'
+    image.write_bytes(b'original png')
+    os.link(image, tmp_path / 'show' / 'x.png')
+    with pytest.raises(SystemExit):
+        launch(lambda: tool.main([
+            str(tmp_path / 'c.py'),
+            str(tmp_path / 'w.pth'),
+            str(image), '--show-dir',
+            str(tmp_path / 'show')
+        ]))
+    assert 'would overwrite the input image' in capsys.readouterr().err
+    assert image.read_bytes() == b'original png'

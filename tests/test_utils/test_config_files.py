@@ -41,6 +41,27 @@ def test_yaml_code_tags_are_refused_before_mmengine_runs_them(tmp_path):
     assert (cfg.a, cfg.b) == (1, [1, 2])
 
 
+def test_placeholders_cannot_write_a_code_tag(tmp_path, monkeypatch):
+    """mmengine substitutes {{$VAR:default}} with a pattern from the file,
+    which can turn a comment into a !!python tag that the text check
+    never saw; mmengine's YAML loader is the safe one once sarb_mm is
+    imported."""
+    monkeypatch.chdir(tmp_path)  # the command's path becomes a regex
+    marker = tmp_path / 'ran'
+    evil = tmp_path / 'evil.yaml'
+    evil.write_text(
+        '# {{$NOPE_SARB_X:x\\na:\\t!!python/object/apply:os.system\\t'
+        '["touch\\040ran"]\\t#|zz}}\nb: 1\n')
+    with pytest.raises(InvalidInputError, match='not plain YAML data'):
+        load_config(_args(evil))
+    assert not marker.exists()
+    py_base = tmp_path / 'leaf.yaml'
+    (tmp_path / 'base.py').write_text('a = 1\n')
+    py_base.write_text('_base_: [base.py]\nb: 2\n')
+    with pytest.raises(InvalidInputError, match='_base_ base.py is a Python'):
+        load_config(_args(py_base))
+
+
 def test_config_paths_that_are_not_files(tmp_path):
     os.mkfifo(tmp_path / 'fifo.py')
     os.symlink(tmp_path / 'b.py', tmp_path / 'a.py')

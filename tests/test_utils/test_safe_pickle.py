@@ -59,6 +59,9 @@ def test_plain_data_round_trips(tmp_path):
             frozen=frozenset({1}),
             number=3 + 4j,
             blob=b'\x00\x01',
+            nested=[(np.arange(3), {
+                'k': np.float32(1.5)
+            })],
             img_shape=(448, 448),
             classes=('a', 'b', 'c'),
             flag=True,
@@ -74,6 +77,10 @@ def test_plain_data_round_trips(tmp_path):
     for key in ('array', 'bools', 'text'):
         np.testing.assert_array_equal(got[key], want[key])
         assert got[key].dtype == want[key].dtype
+        assert type(got[key]) is np.ndarray
+    array, inner = got['nested'][0]
+    assert type(array) is np.ndarray and array.tolist() == [0, 1, 2]
+    assert inner['k'] == np.float32(1.5) and inner['k'].dtype == np.float32
     for key in ('scalar', 'count', 'shape', 'dtype', 'ordered', 'tags',
                 'frozen', 'number', 'blob', 'img_shape', 'classes', 'flag',
                 'nothing'):
@@ -112,13 +119,63 @@ def test_payload_inside_a_tensor_storage_is_refused(tmp_path):
 
 def test_object_arrays_and_other_classes_are_refused(tmp_path):
     objects = np.array([{'a': 1}, None], dtype=object)
-    # An object array is rebuilt from numpy.dtype('O8'), which is allowed,
-    # but its items are plain data here; a class instance is not.
     path = _write(tmp_path / 'objects.pkl', objects)
-    np.testing.assert_array_equal(load_pickle_data(path), objects)
-
+    with pytest.raises(
+            InvalidInputError, match="dtype\\('O'\\) is not "
+            'plain data'):
+        load_pickle_data(path)
     path = _write(tmp_path / 'instance.pkl', Plain())
     with pytest.raises(InvalidInputError, match=r'test_safe_pickle\.Plain'):
+        load_pickle_data(path)
+
+
+# Hand-written pickles of what pickle.dumps never produces.
+FORGED = {
+    # ndarray((1,), 'O', b'AAAAAAAA'): raw bytes read as an object pointer
+    # (a segmentation fault with the real numpy.ndarray).
+    'object_pointer': b'\x80\x04cnumpy\nndarray\nK\x01\x85\x8c\x01OC\x08'
+    b'AAAAAAAA\x87R.',
+    # BUILD on a resolved function: sets __defaults__ of the real
+    # torch._utils._rebuild_tensor_v2 for every later torch.load.
+    'function_state': b'\x80\x04ctorch._utils\n_rebuild_tensor_v2\nN}'
+    b'\x8c\x0c__defaults__}\x8c\x03neg\x88s\x85s\x86b.',
+    # bytearray(2e9): 30 bytes that fill 2 GB.
+    'bytearray': b'\x80\x04cbuiltins\nbytearray\nJ\x00\x945w\x85R.',
+}
+
+
+@pytest.mark.parametrize('name', sorted(FORGED))
+def test_forged_pickles_are_refused_or_harmless(tmp_path, name):
+    import torch._utils
+    defaults = torch._utils._rebuild_tensor_v2.__defaults__
+    path = tmp_path / f'{name}.pkl'
+    path.write_bytes(FORGED[name])
+    try:
+        load_pickle_data(str(path))
+    except InvalidInputError:
+        pass
+    assert torch._utils._rebuild_tensor_v2.__defaults__ == defaults
+    saved = tmp_path / 'w.pth'
+    torch.save({'w': torch.tensor([1., 2.])}, saved)
+    assert torch.equal(
+        torch.load(saved, weights_only=True)['w'], torch.tensor([1., 2.]))
+
+
+def test_a_tensor_larger_than_its_storage_is_refused(tmp_path):
+
+    class Oversized:
+
+        def __reduce__(self):
+            storage = torch.tensor([1., 2.]).storage()
+            return torch._utils._rebuild_tensor_v2, (storage, 0,
+                                                     (10**6, ), (1, ), False,
+                                                     OrderedDict())
+
+    path = _write(tmp_path / 'big.pkl', Oversized())
+    with pytest.raises(
+            InvalidInputError,
+            match='reaches element 1000000 of '
+            'a storage of 2'):
         load_pickle_data(path)
 
 
