@@ -12,8 +12,6 @@ import numpy as np
 import torch
 from mmengine.logging import HistoryBuffer
 
-from .safe_numpy import SafeNdarray, safe_dtype, safe_reconstruct, safe_scalar
-
 _HISTORY_BUFFER_STATISTICS = frozenset({'min', 'max', 'current', 'mean'})
 
 
@@ -38,20 +36,13 @@ def restricted_getattr(obj, name, *default):
 
 
 def _numpy_globals():
-    """The numpy names mmengine checkpoints pickle, each mapped to a stand-in
-    that rebuilds plain dtypes only (the real ``ndarray`` / ``dtype`` /
-    ``scalar`` let a crafted checkpoint make object arrays over raw bytes:
-    :mod:`sarb_mm.utils.safe_numpy`)."""
-    modules = ['numpy._core.multiarray', 'numpy.core.multiarray']
-    found = [(SafeNdarray, 'numpy.ndarray'), (safe_dtype, 'numpy.dtype')]
-    for module in modules:
-        found += [(safe_reconstruct, f'{module}._reconstruct'),
-                  (safe_scalar, f'{module}.scalar')]
+    try:
+        from numpy._core import multiarray  # numpy >= 2
+    except ImportError:
+        from numpy.core import multiarray
+    found = [multiarray._reconstruct, multiarray.scalar, np.ndarray, np.dtype]
     dtypes = getattr(np, 'dtypes', None)  # numpy >= 1.25
     if dtypes is not None:
-        # Allowlisted as types, so that BUILD may fill the copies that
-        # safe_dtype returns; called, they would return numpy's shared
-        # dtype, so their names resolve to safe_dtype's copies instead.
         found += [dtypes.Float64DType, dtypes.Int64DType]
     return found
 
