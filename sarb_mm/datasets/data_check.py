@@ -20,7 +20,7 @@ from mmengine.utils import ProgressBar
 from mmpretrain.registry import DATASETS
 
 from sarb_mm.utils.errors import InvalidInputError
-from .partial_wrapper import full_label_matrix
+from .partial_wrapper import sparse_label_matrix
 from .transforms import CheckedLoadImageFromFile
 
 SPLITS = ('train', 'val', 'test')
@@ -251,11 +251,11 @@ def check_split(split: str,
     report.classes = [str(c) for c in base.metainfo.get('classes', ())]
     report.num_images = len(base)
 
-    full = full_label_matrix(base)
-    report.positives = (full > 0).sum(0)
-    report.negatives = (full < 0).sum(0)
-    report.ignored = (full == 0).sum(0)
-    report.images_without_positive = int((~(full > 0).any(1)).sum())
+    full = sparse_label_matrix(base)
+    report.positives = full.positive_counts()
+    report.negatives = full.negative_counts()
+    report.ignored = len(full) - report.positives - report.negatives
+    report.images_without_positive = len(full) - full.images_with_positive()
     if partial is not None:
         report.partial_source = getattr(dataset, 'source', None)
         report.known_positives = (partial > 0).sum(0)

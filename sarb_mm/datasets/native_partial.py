@@ -9,10 +9,13 @@ import os.path as osp
 from typing import Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
+from mmengine.dataset.base_dataset import force_full_init
 from mmengine.logging import MMLogger
 from mmpretrain.datasets import MultiLabelDataset
 
 from sarb_mm.utils.errors import InvalidInputError
+from .sparse_labels import (ImageLabels, ImageLabelsBuilder, SparseLabels,
+                            subset_positions)
 from .utils import (check_class_names, check_file_name, read_text_lines,
                     require_dir, short_repr)
 
@@ -45,8 +48,11 @@ class NativePartialDataset(MultiLabelDataset):
       ``full_label_matrix`` makes them 0, so ``PartialLabelDataset`` keeps
       them unknown when it hides a further part of the known labels.
 
-    Only the known entries are stored per image (in the data list), never
-    the dense vector, so memory grows with the number of known labels.
+    The images are kept packed (:class:`ImageLabels`: the names and the
+    known labels in compressed sparse rows, a few numpy arrays), never as
+    one dict or dense vector per image: about 40 bytes plus 3 bytes per
+    known label per image, shared by DataLoader workers without
+    copy-on-write growth. :meth:`known_labels` gives the sparse rows.
 
     Args:
         ann_file (str): The annotation file, relative to ``data_root``.
@@ -123,23 +129,21 @@ class NativePartialDataset(MultiLabelDataset):
     #: are skipped, saving their time and memory on millions of images).
     names_are_checked = False
 
-    def load_data_list(self) -> List[dict]:
-        """Turn the parsed entries into data infos, in dataset order."""
-        # The folders every format needs; read_annotations checks its files.
-        if self.data_root:
-            require_dir(self.data_root, f'{self.format_name} data_root',
-                        self._layout)
-        if self.missing_images != 'unchecked':
-            require_dir(self.img_prefix, f'{self.format_name} image directory',
-                        self._layout)
+    def load_annotations(self) -> ImageLabels:
+        """Read, check and pack the images and their known labels.
+
+        The images are packed as they are read (:class:`ImageLabelsBuilder`),
+        so no Python object is kept per image. A format that parses straight
+        into sparse rows overrides this and calls :meth:`_finish`.
+        """
+        self._require_dirs()
         names, entries = self.read_annotations()
         self._set_classes(names)
-        num_classes = len(self._metainfo['classes'])
-        check_files = (
-            self.missing_images != 'unchecked'
-            and '://' not in self.img_prefix)
-        data_list, seen, missing = [], {}, []
-        for file_name, positives, negatives, where in entries:
+        builder = ImageLabelsBuilder(len(self._metainfo['classes']))
+        check_files = self._check_files()
+        seen, missing = {}, []
+        for number, (file_name, positives, negatives,
+                     where) in enumerate(entries):
             if not self.names_are_checked:
                 try:
                     check_file_name(file_name, f'{where}: the image is',
@@ -150,61 +154,155 @@ class NativePartialDataset(MultiLabelDataset):
                 if key in seen:
                     raise InvalidInputError(
                         f'{where} lists the image {file_name!r} again; it '
-                        f'was first listed at {seen[key]}. An image listed '
-                        'twice would count twice in training and '
-                        'evaluation: merge the two entries into one.')
-                seen[key] = where
-            path = osp.join(self.img_prefix, file_name)
-            if check_files and not osp.isfile(path):
-                if self.missing_images == 'error':
-                    raise InvalidInputError(
-                        f'{where}: the image {file_name!r} is not found at '
-                        f'{path!r}. Fix the name or the image directory '
-                        '(data_root / data_prefix), add the image, or set '
-                        "missing_images='skip' in the dataset config to "
-                        'leave out the images that are not there.')
-                missing.append(path)
+                        f'was first listed at {self._where(seen[key])}. An '
+                        'image listed twice would count twice in training '
+                        'and evaluation: merge the two entries into one.')
+                seen[key] = number  # its place, not its text: less memory
+            if check_files and not self._image_exists(file_name, where):
+                missing.append(osp.join(self.img_prefix, file_name))
                 continue
-            data_list.append(
-                dict(
-                    img_path=path,
-                    gt_label=sorted(positives),
-                    known_negatives=sorted(negatives)))
+            builder.append(file_name, positives, negatives)
+        del seen
+        return self._finish(builder.build(), missing)
+
+    def _require_dirs(self) -> None:
+        """The folders every format needs; read_annotations checks its
+        files."""
+        if self.data_root:
+            require_dir(self.data_root, f'{self.format_name} data_root',
+                        self._layout)
+        if self.missing_images != 'unchecked':
+            require_dir(self.img_prefix, f'{self.format_name} image directory',
+                        self._layout)
+
+    def _check_files(self) -> bool:
+        return (self.missing_images != 'unchecked'
+                and '://' not in self.img_prefix)
+
+    def _image_exists(self, file_name: str, where: str) -> bool:
+        """Whether the image file is there; an error in 'error' mode."""
+        path = osp.join(self.img_prefix, file_name)
+        if osp.isfile(path):
+            return True
+        if self.missing_images == 'error':
+            raise InvalidInputError(
+                f'{where}: the image {file_name!r} is not found at '
+                f'{path!r}. Fix the name or the image directory '
+                '(data_root / data_prefix), add the image, or set '
+                "missing_images='skip' in the dataset config to "
+                'leave out the images that are not there.')
+        return False
+
+    def _where(self, number: int) -> str:
+        """Where entry ``number`` was read (the files are read again: only
+        an error message needs it)."""
+        _, entries = self.read_annotations()
+        for i, entry in enumerate(entries):
+            if i == number:
+                return entry[3]
+        return f'entry {number}'
+
+    def _finish(self, images: ImageLabels, missing: List[str]) -> ImageLabels:
         if missing:
             MMLogger.get_current_instance().warning(
                 f'{self.format_name} dataset {self.ann_file!r}: '
                 f'{len(missing)} listed image(s) are not in the image '
                 f'directory {self.img_prefix!r} and are left out '
                 f"(missing_images='skip'), e.g. {missing[0]!r}.")
-        if not data_list:
+        if not len(images):
             raise InvalidInputError(
                 f'{self.format_name} dataset {self.ann_file!r} has no image '
                 f'to use ({len(missing)} listed image(s) are missing from '
                 f'{self.img_prefix!r}); check the annotation file and the '
                 'image directory.')
-        self._log_summary(data_list, num_classes)
-        return data_list
+        self._log_summary(images.labels)
+        return images
 
+    def full_init(self) -> None:
+        """Load the annotations into :class:`ImageLabels` (instead of
+        mmengine's list of dicts, which costs about 1 KiB per image)."""
+        if self._fully_initialized:
+            return
+        images = self.load_annotations()
+        if self._indices is not None:
+            images = images.subset(
+                subset_positions(self._indices, len(images)))
+        self._images = images
+        self._fully_initialized = True
+
+    def load_data_list(self) -> List[dict]:
+        """The data infos as a list (what mmengine datasets build; this
+        dataset keeps its images packed and builds an info on request)."""
+        self.full_init()
+        return [self.get_data_info(i) for i in range(len(self))]
+
+    @force_full_init
+    def __len__(self) -> int:
+        return len(self._images)
+
+    @force_full_init
     def get_data_info(self, idx: int) -> dict:
         """The data info of one image with its -1/0/1 ``gt_score``."""
-        info = super().get_data_info(idx)
+        idx = int(idx) + (len(self) if idx < 0 else 0)
+        name, positives, negatives = self._images[idx]
         score = np.zeros(len(self._metainfo['classes']), dtype=np.float32)
-        score[info.pop('known_negatives')] = -1
-        score[info['gt_label']] = 1
-        info['gt_score'] = score
-        info['gt_label_difficult'] = np.flatnonzero(score == 0).tolist()
-        return info
+        score[negatives] = -1
+        score[positives] = 1
+        return dict(
+            img_path=osp.join(self.img_prefix, name),
+            gt_label=positives.tolist(),
+            gt_score=score,
+            gt_label_difficult=np.flatnonzero(score == 0).tolist(),
+            sample_idx=idx)
+
+    @force_full_init
+    def known_labels(self) -> SparseLabels:
+        """The known labels in compressed sparse rows, in dataset order
+        (no copy)."""
+        return self._images.labels
+
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 of the known labels, equal to ``split_fingerprint`` of
+        the dense -1/0/1 matrix (computed a chunk of rows at a time, once);
+        checkpoints record it so that a resume on other labels is refused.
+        """
+        if getattr(self, '_fingerprint', None) is None:
+            self._fingerprint = self.known_labels().fingerprint()
+        return self._fingerprint
+
+    @property
+    def source(self) -> str:
+        """Where the labels come from, for messages."""
+        return f'the {self.format_name} labels of {self.ann_file}'
 
     def known_label_matrix(self) -> np.ndarray:
-        """The (N_img, C) int8 matrix: 1 known positive, -1 known negative,
-        0 unknown, in dataset order."""
-        matrix = np.zeros((len(self), len(self._metainfo['classes'])),
-                          dtype=np.int8)
-        for idx in range(len(self)):
-            info = super().get_data_info(idx)
-            matrix[idx, info['known_negatives']] = -1
-            matrix[idx, info['gt_label']] = 1
-        return matrix
+        """The dense (N_img, C) int8 matrix: 1 known positive, -1 known
+        negative, 0 unknown (N_img x C bytes: for small datasets and tests;
+        :meth:`known_labels` is the sparse form)."""
+        return self.known_labels().to_dense()
+
+    @force_full_init
+    def get_subset_(self, indices: Union[Sequence[int], int]) -> None:
+        self._fingerprint = None
+        self._images = self._images.subset(
+            subset_positions(indices, len(self._images)))
+
+    @force_full_init
+    def get_subset(self, indices: Union[Sequence[int], int]):
+        subset = self._copy_without_annotation()
+        subset._fingerprint = None
+        subset._images = self._images.subset(
+            subset_positions(indices, len(self._images)))
+        return subset
+
+    def _copy_without_annotation(self, memo=None):
+        images = self.__dict__.pop('_images', None)
+        try:
+            return super()._copy_without_annotation(memo or {})
+        finally:
+            if images is not None:
+                self._images = images
 
     def _set_classes(self, names: List[str]) -> None:
         """Take the class names from the file unless the user gave some."""
@@ -223,13 +321,10 @@ class NativePartialDataset(MultiLabelDataset):
                 'names of the file.')
         check_class_names(given, 'The class names given in metainfo/classes')
 
-    def _log_summary(self, data_list: List[dict], num_classes: int) -> None:
-        num_images = len(data_list)
-        positives = np.zeros(num_classes, dtype=np.int64)
-        known = 0
-        for info in data_list:
-            positives[info['gt_label']] += 1
-            known += len(info['gt_label']) + len(info['known_negatives'])
+    def _log_summary(self, labels: SparseLabels) -> None:
+        num_images, num_classes = labels.shape
+        positives = labels.positive_counts()
+        known = labels.known_count()
         logger = MMLogger.get_current_instance()
         logger.info(
             f'{self.format_name} dataset {self.ann_file!r}: {num_images} '

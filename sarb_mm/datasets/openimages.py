@@ -16,6 +16,7 @@ from . import utils
 from .json_stream import Utf8Error, Utf8Reader
 from .native_partial import (Entry, NativePartialDataset, describe_classes,
                              read_class_file)
+from .sparse_labels import ImageLabels, SparseLabels
 from .utils import line_too_long, require_file, short_repr
 
 LABEL_HEADER = ('ImageID', 'Source', 'LabelName', 'Confidence')
@@ -649,6 +650,37 @@ class OpenImagesPartialDataset(NativePartialDataset):
 
     def read_annotations(self) -> Tuple[List[str], Iterator[Entry]]:
         """Parse the label CSV; stream one entry per image."""
+        labels = self._parse()
+        return labels.class_names, self._entries(labels)
+
+    def load_annotations(self) -> ImageLabels:
+        """Parse the label CSV straight into packed sparse rows (no
+        Python object per image is built after the parse)."""
+        self._require_dirs()
+        labels = self._parse()
+        self._set_classes(labels.class_names)
+        image_ids = labels.image_ids
+        sparse = SparseLabels(labels.indptr, labels.classes, labels.values,
+                              len(labels.label_names))
+        del labels
+        missing = []
+        if self._check_files():
+            where = f'OpenImages label file {self.ann_file!r}, ImageID '
+            kept = np.fromiter(
+                (self._image_exists(i + self.img_suffix, where + repr(i))
+                 for i in image_ids), bool, len(image_ids))
+            if not kept.all():
+                missing = [
+                    osp.join(self.img_prefix, image_ids[i] + self.img_suffix)
+                    for i in np.flatnonzero(~kept)
+                ]
+                image_ids = [i for i, k in zip(image_ids, kept) if k]
+                sparse = sparse.subset(np.flatnonzero(kept))
+        if self.img_suffix:
+            image_ids = [i + self.img_suffix for i in image_ids]
+        return self._finish(ImageLabels.from_names(image_ids, sparse), missing)
+
+    def _parse(self) -> OpenImagesLabels:
         require_file(self.ann_file, 'OpenImages label file', self._layout)
         require_file(self.class_file, 'OpenImages class-description file',
                      self._layout)
@@ -664,24 +696,15 @@ class OpenImagesPartialDataset(NativePartialDataset):
                 f'{list(self.sources)} (e.g. machine predictions).',
                 logger='current')
         self.label_names = labels.label_names
-        return labels.class_names, self._entries(labels)
+        return labels
 
     def _entries(self, labels: OpenImagesLabels) -> Iterator[Entry]:
-        # Positives and negatives as two compressed row sets, so that each
-        # image's lists are plain (C-speed) slices of Python lists.
-        rows = np.repeat(
-            np.arange(len(labels.image_ids)), np.diff(labels.indptr))
-        split = []
-        for keep in (labels.values > 0, labels.values < 0):
-            counts = np.bincount(rows[keep], minlength=len(labels.image_ids))
-            split.append((labels.classes[keep].tolist(),
-                          np.concatenate([[0], np.cumsum(counts)]).tolist()))
-        del rows
-        (pos, pos_ptr), (neg, neg_ptr) = split
         where = f'OpenImages label file {self.ann_file!r}, ImageID '
         for i, image_id in enumerate(labels.image_ids):
-            yield (image_id + self.img_suffix, pos[pos_ptr[i]:pos_ptr[i + 1]],
-                   neg[neg_ptr[i]:neg_ptr[i + 1]], where + repr(image_id))
+            classes = labels.classes[labels.indptr[i]:labels.indptr[i + 1]]
+            values = labels.values[labels.indptr[i]:labels.indptr[i + 1]]
+            yield (image_id + self.img_suffix, classes[values > 0].tolist(),
+                   classes[values < 0].tolist(), where + repr(image_id))
 
     def extra_repr(self) -> List[str]:
         """The extra repr information of the dataset."""

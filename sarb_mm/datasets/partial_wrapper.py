@@ -12,6 +12,7 @@ from sarb_mm.utils.paths import atomic_path
 from .partial_labels import (load_partial_labels, make_partial_labels,
                              split_fingerprint, validate_known_ratio,
                              validate_seed)
+from .sparse_labels import SparseLabels
 
 
 def full_label_matrix(dataset) -> np.ndarray:
@@ -21,6 +22,9 @@ def full_label_matrix(dataset) -> np.ndarray:
     ``gt_label`` (positive class indices) and optionally
     ``gt_label_difficult`` (classes to leave unknown).
     """
+    known = getattr(dataset, 'known_labels', None)
+    if known is not None:  # a natively partial dataset: its packed rows
+        return known().to_dense()
     num_classes = len(dataset.metainfo['classes'])
     labels = -np.ones((len(dataset), num_classes), dtype=np.int8)
     for idx in range(len(dataset)):
@@ -29,6 +33,37 @@ def full_label_matrix(dataset) -> np.ndarray:
         labels[idx, np.asarray(difficult, dtype=np.int64)] = 0
         labels[idx, np.asarray(info['gt_label'], dtype=np.int64)] = 1
     return labels
+
+
+def sparse_label_matrix(dataset) -> SparseLabels:
+    """:func:`full_label_matrix` in compressed sparse rows.
+
+    A natively partial dataset gives its own rows (no copy, no dense
+    matrix); other datasets are converted a chunk of images at a time.
+    """
+    known = getattr(dataset, 'known_labels', None)
+    if known is not None:
+        return known()
+    chunks, step = [], 8192
+    for start in range(0, len(dataset), step):
+        chunk = range(start, min(start + step, len(dataset)))
+        chunks.append(
+            SparseLabels.from_dense(full_label_matrix(_Rows(dataset, chunk))))
+    return SparseLabels.concatenate(chunks, len(dataset.metainfo['classes']))
+
+
+class _Rows:
+    """Some images of a dataset, as far as :func:`full_label_matrix` looks."""
+
+    def __init__(self, dataset, rows: range) -> None:
+        self.dataset, self.rows, self.metainfo = dataset, rows, \
+            dataset.metainfo
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def get_data_info(self, idx: int) -> dict:
+        return self.dataset.get_data_info(self.rows[idx])
 
 
 @DATASETS.register_module()

@@ -2,7 +2,7 @@
 import numbers
 from collections import Counter
 from collections.abc import Mapping
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from mmengine.evaluator import BaseMetric, DumpResults
@@ -18,6 +18,38 @@ from .report import (format_report_table, per_class_report, report_summary,
                      write_report_csv)
 
 _PRF_NAMES = ('OP', 'OR', 'OF1', 'CP', 'CR', 'CF1')
+
+
+def pack_targets(label: np.ndarray, valid: np.ndarray) -> dict:
+    """One sample's targets as class indices, not two (C,) vectors.
+
+    Kept per evaluated sample (and gathered from every rank), so they are
+    stored sparse: the positive classes, and the entries left out of the
+    metric or, where that is shorter (a natively partial dataset, where
+    most entries are unknown), the entries it counts.
+    """
+    index = np.uint16 if len(label) <= 2**16 else np.uint32
+    packed = dict(positives=np.flatnonzero(label).astype(index))
+    if 2 * int(valid.sum()) < len(valid):
+        packed['counted'] = np.flatnonzero(valid).astype(index)
+    else:
+        packed['ignored'] = np.flatnonzero(~valid).astype(index)
+    return packed
+
+
+def unpack_targets(results: Sequence[dict],
+                   num_classes: int) -> Tuple[np.ndarray, np.ndarray]:
+    """The (N, C) boolean labels and validity of packed results."""
+    labels = np.zeros((len(results), num_classes), dtype=bool)
+    valid = np.ones((len(results), num_classes), dtype=bool)
+    for row, result in enumerate(results):
+        labels[row, result['positives']] = True
+        if 'counted' in result:
+            valid[row] = False
+            valid[row, result['counted']] = True
+        else:
+            valid[row, result['ignored']] = False
+    return labels, valid
 
 
 @METRICS.register_module()
@@ -177,7 +209,8 @@ class InterpolatedMultiLabelMetric(BaseMetric):
                     and (self.dataset_meta or {}).get('partial_labels')):
                 valid &= self._check_partial(sample, label, where)
             checked.append((where, score))
-            entries.append(dict(pred_score=score, gt_label=label, valid=valid))
+            entries.append(
+                dict(pred_score=score, **pack_targets(label, valid)))
         # A batch is stored whole or not at all.
         self._check_nan(checked)
         self.results.extend(entries)
@@ -228,8 +261,7 @@ class InterpolatedMultiLabelMetric(BaseMetric):
                 'per class of the dataset.')
         # float64 all along: np.stack keeps the dtype process() stored.
         scores = np.stack([r['pred_score'] for r in results])
-        labels = np.stack([r['gt_label'] for r in results])
-        valid = np.stack([r['valid'] for r in results])
+        labels, valid = unpack_targets(results, scores.shape[1])
         names = self._class_names(scores.shape[1])
 
         ap = voc_average_precision(scores, labels, valid)

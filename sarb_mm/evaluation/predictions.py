@@ -28,7 +28,7 @@ from sarb_mm.utils.errors import InvalidInputError
 from sarb_mm.utils.npy import read_npy_header
 from sarb_mm.utils.paths import atomic_path, check_input_file
 from sarb_mm.utils.safe_pickle import load_pickle_data
-from .metrics import InterpolatedMultiLabelMetric
+from .metrics import InterpolatedMultiLabelMetric, unpack_targets
 
 ARRAY_KEYS = ('scores', 'targets', 'classes', 'img_paths')
 # A deflated member that claims to expand more than this is a zip bomb,
@@ -192,10 +192,9 @@ def samples_to_arrays(samples: List[dict],
     except ValueError as err:
         raise InvalidInputError(f'{where}: {err}') from None
     results = metric.results
-    return dict(
-        scores=np.stack([r['pred_score'] for r in results]),
-        labels=np.stack([r['gt_label'] for r in results]),
-        valid=np.stack([r['valid'] for r in results]))
+    scores = np.stack([r['pred_score'] for r in results])
+    labels, valid = unpack_targets(results, scores.shape[1])
+    return dict(scores=scores, labels=labels, valid=valid)
 
 
 @METRICS.register_module()

@@ -12,6 +12,8 @@ import numpy as np
 import torch
 from mmengine.logging import HistoryBuffer
 
+from .safe_numpy import SafeNdarray, safe_dtype, safe_reconstruct, safe_scalar
+
 _HISTORY_BUFFER_STATISTICS = frozenset({'min', 'max', 'current', 'mean'})
 
 
@@ -36,14 +38,23 @@ def restricted_getattr(obj, name, *default):
 
 
 def _numpy_globals():
-    try:
-        from numpy._core import multiarray  # numpy >= 2
-    except ImportError:
-        from numpy.core import multiarray
-    found = [multiarray._reconstruct, multiarray.scalar, np.ndarray, np.dtype]
+    """The numpy names mmengine checkpoints pickle, each mapped to a stand-in
+    that rebuilds plain dtypes only (the real ``ndarray`` / ``dtype`` /
+    ``scalar`` let a crafted checkpoint make object arrays over raw bytes:
+    :mod:`sarb_mm.utils.safe_numpy`)."""
+    modules = ['numpy._core.multiarray', 'numpy.core.multiarray']
+    found = [(SafeNdarray, 'numpy.ndarray'), (safe_dtype, 'numpy.dtype')]
+    for module in modules:
+        found += [(safe_reconstruct, f'{module}._reconstruct'),
+                  (safe_scalar, f'{module}.scalar')]
     dtypes = getattr(np, 'dtypes', None)  # numpy >= 1.25
     if dtypes is not None:
-        found += [dtypes.Float64DType, dtypes.Int64DType]
+        # BUILD fills the dtype copies that safe_dtype returns only if their
+        # classes are allowlisted; under their own names a pickle could
+        # also call them, which returns numpy's shared dtype for BUILD to
+        # rewrite. Names no pickle can spell keep them types only.
+        found += [(cls, f'sarb_mm.build_only.{cls.__name__}')
+                  for cls in (dtypes.Float64DType, dtypes.Int64DType)]
     return found
 
 

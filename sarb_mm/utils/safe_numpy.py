@@ -63,6 +63,15 @@ class SafeNdarray(np.ndarray, metaclass=_FrozenClass):
         super().__setstate__(
             (version, shape, plain_dtype(dtype), fortran, raw))
 
+    def __reduce_ex__(self, protocol):
+        # Saved again (a loaded checkpoint edited and re-saved), an array
+        # must name ``numpy.ndarray``, not this class, or the file it goes
+        # to would no longer load under the same allowlist.
+        return self.view(np.ndarray).__reduce_ex__(protocol)
+
+    def __reduce__(self):
+        return self.view(np.ndarray).__reduce__()
+
 
 def safe_dtype(obj, align=False, copy=True) -> np.dtype:
     """``numpy.dtype(...)`` for plain dtypes only, always a copy (BUILD on

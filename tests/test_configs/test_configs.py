@@ -12,11 +12,12 @@ from mmpretrain.registry import MODELS
 import sarb_mm  # noqa: F401
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-# The demo-jsonl configs train on natively partial labels (no hiding
-# wrapper); tests/test_tools/test_jsonl_demo.py covers them.
+# The demo-jsonl and -native configs train on natively partial labels (no
+# hiding wrapper); tests/test_tools/test_jsonl_demo.py and
+# test_native_configs below cover them.
 CONFIGS = sorted(
     p for p in glob.glob(osp.join(REPO, 'configs', '*.py'))
-    if not p.endswith('-jsonl.py'))
+    if not p.endswith(('-jsonl.py', '-native.py')))
 NUM_CLASSES = dict(coco=80, voc=20, vg=200, demo=12)
 DATASET_TYPES = dict(
     coco='CocoMultiLabelDataset',
@@ -90,3 +91,57 @@ def test_config_builds(path, tmp_path):
     with torch.no_grad():
         scores = model(torch.rand(2, 3, 64, 64), mode='tensor')
     assert scores.shape == (2, num_classes)
+
+
+@pytest.mark.parametrize('name, dataset_type, num_classes, max_images', [
+    ('sarb_r101_openimages-native.py', 'OpenImagesPartialDataset', 600,
+     1000000),
+    ('sarb_r101_lvis-native.py', 'LVISPartialDataset', 1203, None),
+])
+def test_native_configs(name, dataset_type, num_classes, max_images, tmp_path):
+    """The large natively partial datasets: own labels (no hiding wrapper),
+    a bounded prototype pass, the model at their class count."""
+    cfg = Config.fromfile(osp.join(REPO, 'configs', name))
+    for loader in (cfg.train_dataloader, cfg.val_dataloader):
+        assert loader.dataset.type == dataset_type
+        assert loader.dataset.pipeline
+    assert cfg.val_evaluator.type == 'InterpolatedMultiLabelMetric'
+    (hook, ) = [h for h in cfg.custom_hooks if h.type == 'PrototypeHook']
+    assert hook.max_points_per_class == 1000
+    assert hook.get('max_images_per_pass') == max_images
+    assert cfg.model.head.num_classes == num_classes
+    model_cfg = cfg.model
+    model_cfg.backbone = dict(TINY_BACKBONE)
+    model_cfg.neck.in_channels = 64
+    fake = tmp_path / 'vectors.npy'
+    np.save(fake, np.random.rand(num_classes, 300).astype('f4'))
+    model_cfg.neck.word_vectors = str(fake)
+    model = MODELS.build(model_cfg).eval()
+    with torch.no_grad():
+        scores = model(torch.rand(1, 3, 64, 64), mode='tensor')
+    assert scores.shape == (1, num_classes)
+
+
+def test_openimages_config_reads_a_release_layout(tmp_path):
+    """The dataset settings of the OpenImages config against files laid
+    out as the release names them (the boxable class list included)."""
+    import shutil
+
+    from mmpretrain.registry import DATASETS
+
+    from ..test_datasets.test_openimages import DESCRIPTIONS, write_openimages
+    write_openimages(str(tmp_path))
+    ann = tmp_path / 'annotations'
+    shutil.copy(ann / 'labels.csv',
+                ann / 'oidv6-train-annotations-human-imagelabels.csv')
+    shutil.copy(ann / 'classes.csv', ann / 'oidv6-class-descriptions.csv')
+    boxable = [mid for mid, _ in DESCRIPTIONS[:3]]
+    (ann / 'boxable-classes.txt').write_text('\n'.join(boxable) + '\n')
+    cfg = Config.fromfile(
+        osp.join(REPO, 'configs', 'sarb_r101_openimages-native.py'))
+    dataset_cfg = cfg.train_dataloader.dataset
+    dataset_cfg.data_root = str(tmp_path)
+    dataset_cfg.pipeline = []
+    dataset = DATASETS.build(dataset_cfg)
+    assert dataset.label_names == boxable
+    assert len(dataset) > 0

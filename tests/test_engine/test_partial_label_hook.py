@@ -119,3 +119,34 @@ def test_resume_without_recorded_split_warns(tmp_path):
     runner.logger = SimpleNamespace(warning=warnings.append)
     PartialLabelHook().after_load_checkpoint(runner, {'meta': {}})
     assert len(warnings) == 1 and 'records no training split' in warnings[0]
+
+
+def test_native_labels_are_recorded_and_checked_on_resume(tmp_path):
+    """A natively partial training set has no split file (its annotation
+    file is the record), but checkpoints carry its fingerprint."""
+    from sarb_mm.datasets import split_fingerprint
+    from ..test_datasets.test_openimages import ROWS, build, write_openimages
+    write_openimages(str(tmp_path))
+    native = build(tmp_path)
+    runner = _runner(tmp_path, len(native.metainfo['classes']))
+    runner._train_loop.dataloader.dataset = native
+    runner._val_loop = None
+    hook = PartialLabelHook()
+    hook.before_run(runner)
+    assert not osp.exists(osp.join(tmp_path, 'partial_labels.npy'))
+    checkpoint = {'meta': {}}
+    hook.before_save_checkpoint(runner, checkpoint)
+    saved = checkpoint['meta']['partial_labels']
+    assert saved['fingerprint'] == split_fingerprint(
+        native.known_label_matrix())
+    assert saved['shape'] == list(native.known_label_matrix().shape)
+    runner._resume = True
+    hook.after_load_checkpoint(runner, checkpoint)  # same labels: fine
+    # The label file changed between the runs: one label flipped.
+    flipped = [list(r) for r in ROWS]
+    flipped[0][3] = '0' if flipped[0][3] == '1' else '1'
+    write_openimages(str(tmp_path), rows=flipped, images=False)
+    runner._train_loop.dataloader.dataset = build(tmp_path)
+    with pytest.raises(ValueError, match='Cannot resume') as err:
+        hook.after_load_checkpoint(runner, checkpoint)
+    assert 'OpenImages labels of' in str(err.value)

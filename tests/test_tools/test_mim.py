@@ -27,6 +27,13 @@ DATASET_NAMES = {
     'VG200MultiLabelDataset': 'Visual Genome 200',
     'SyntheticCocoDataset': 'Generated demo shapes',
 }
+NATIVE_DATASET_NAMES = {
+    'JsonLinesPartialDataset':
+    'Generated demo shapes, JSON Lines partial labels',
+    'OpenImagesPartialDataset':
+    'OpenImages V6 human-verified labels (600 boxable classes)',
+    'LVISPartialDataset': 'LVIS v1',
+}
 
 
 def _need_mim():
@@ -208,8 +215,8 @@ def test_model_index_describes_every_config():
                 train.dataset.dataset.type]
         else:  # natively partial labels: nothing is hidden
             assert meta.get('Known Label Proportion') is None
-            assert meta['Training Data'] == (
-                'Generated demo shapes, JSON Lines partial labels')
+            assert meta['Training Data'] == NATIVE_DATASET_NAMES[
+                train.dataset.type]
         assert meta['Epochs'] == cfg.train_cfg.max_epochs
         assert meta['Batch Size'] == train.batch_size
         sarb = cfg.model.head.type == 'SARBHead'

@@ -80,3 +80,15 @@ def read_scalars(work_dir):
         # mmengine writes the test log from every rank into the same file,
         # so a 2-process test log can hold the (identical) record twice.
         return [decoder.raw_decode(line)[0] for line in f if line.strip()]
+
+
+def load_tool(relpath: str):
+    """Import a tools/ script as a module (its functions, without running
+    it as a process)."""
+    import importlib.util
+    name = 'tool_' + relpath.replace('/', '_').replace('.py', '')
+    spec = importlib.util.spec_from_file_location(name,
+                                                  osp.join(REPO, relpath))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

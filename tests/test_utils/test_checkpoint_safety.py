@@ -54,3 +54,63 @@ def test_restricted_getattr_only_resolves_history_statistics():
         restricted_getattr(os, 'system')
     with pytest.raises(pickle.UnpicklingError):
         restricted_getattr(HistoryBuffer, '__init__')
+
+
+class _Forged:
+    """Pickles as the given reduce tuple: what a crafted checkpoint holds."""
+
+    def __init__(self, *reduced):
+        self.reduced = reduced
+
+    def __reduce__(self):
+        return self.reduced
+
+
+def _multiarray():
+    try:
+        from numpy._core import multiarray  # numpy >= 2
+    except ImportError:
+        from numpy.core import multiarray
+    return multiarray
+
+
+_RAW_POINTER = b'AAAAAAAA'
+# Each is refused; with numpy's own classes allowlisted the first two read
+# b'AAAAAAAA' as an object pointer (a segmentation fault when touched) and
+# the third hands numpy's shared float64 dtype to the pickle.
+FORGED_CHECKPOINTS = {
+    'ndarray_called':
+    lambda: _Forged(np.ndarray, ((1, ), 'O', _RAW_POINTER)),
+    'object_state':
+    lambda: _Forged(_multiarray()._reconstruct, (np.ndarray, (0, ), b'b'),
+                    (1, (1, ), np.dtype('O'), False, _RAW_POINTER)),
+    'shared_dtype_called':
+    lambda: _Forged(type(np.dtype('f8')), ()),
+}
+
+
+@pytest.mark.parametrize('name', sorted(FORGED_CHECKPOINTS))
+def test_forged_numpy_in_a_checkpoint_is_refused(tmp_path, name):
+    path = tmp_path / f'{name}.pth'
+    torch.save({'meta': FORGED_CHECKPOINTS[name]()}, path)
+    with pytest.raises(pickle.UnpicklingError):
+        loaded = torch.load(path, weights_only=True)
+        repr(loaded)  # what a segmentation fault would come from
+    assert np.dtype('f8').str == '<f8'
+
+
+def test_a_loaded_checkpoint_saves_and_loads_again(tmp_path):
+    """Arrays come back as a checked subclass; saved again they must name
+    plain ``numpy.ndarray`` or the edited file would be refused."""
+    hub = MessageHub('resave-test')
+    hub.update_scalar('train/loss', 1.0)
+    state = dict(message_hub=hub.state_dict(), arr=np.arange(3.))
+    first = tmp_path / 'first.pth'
+    torch.save(state, first)
+    loaded = torch.load(first, weights_only=True)
+    loaded['arr'][0] = 7.
+    second = tmp_path / 'second.pth'
+    torch.save(loaded, second)
+    again = torch.load(second, weights_only=True)
+    np.testing.assert_array_equal(again['arr'], [7., 1., 2.])
+    assert again['message_hub']['log_scalars']['train/loss'].mean() == 1.

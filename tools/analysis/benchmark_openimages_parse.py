@@ -11,8 +11,9 @@ the numbers do not mix:
    ``ru_maxrss``);
 2. the same parse under ``tracemalloc``: peak of the Python and NumPy
    allocations it made (slower, so its time is not reported);
-3. building ``OpenImagesPartialDataset`` (parse, data list and mmengine's
-   serialisation; images not checked): wall time and peak memory as in 1.
+3. building ``OpenImagesPartialDataset`` (the parse, then the images
+   packed as names and sparse label rows; images not checked): wall time
+   and peak memory as in 1.
 
 Example:
     python tools/analysis/benchmark_openimages_parse.py --rows 5000000
@@ -146,8 +147,8 @@ def main():
         if not args.skip_dataset:
             build = measure('dataset', root, subset)
             rss = (build['rss_peak_kb'] - build['rss_base_kb']) / 1024
-            print('OpenImagesPartialDataset build (parse + data list + '
-                  'serialisation):')
+            print('OpenImagesPartialDataset build (parse + packed names '
+                  'and sparse rows):')
             print(f'  time                   {build["seconds"]:8.2f} s')
             print(f'  peak RSS above imports {rss:8.1f} MiB (ru_maxrss)')
 

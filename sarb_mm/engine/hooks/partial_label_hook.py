@@ -134,12 +134,12 @@ class PartialLabelHook(Hook):
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         dataset = built_dataset(runner, 'train')
-        if getattr(dataset, 'partial_labels', None) is None:
+        if not _has_split(dataset):
             return
         checkpoint.setdefault('meta', {})['partial_labels'] = dict(
             fingerprint=_fingerprint(dataset),
             source=_source(dataset),
-            shape=list(dataset.partial_labels.shape))
+            shape=list(_shape(dataset)))
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         # Fine-tuning from another run's weights (load_from) may change the
@@ -148,7 +148,7 @@ class PartialLabelHook(Hook):
             return
         saved = (checkpoint.get('meta') or {}).get('partial_labels')
         dataset = built_dataset(runner, 'train')
-        if getattr(dataset, 'partial_labels', None) is None:
+        if not _has_split(dataset):
             return
         if saved is None:
             runner.logger.warning(
@@ -164,7 +164,20 @@ class PartialLabelHook(Hook):
                 f"{saved['source']} (fingerprint {saved['fingerprint'][:12]})"
                 f', but this run trains on {_source(dataset)} (fingerprint '
                 f'{current[:12]}). Resume with the same known_ratio / seed / '
-                'partial_file, or start a new run in another work_dir.')
+                'partial_file (or, for a natively partial dataset, the same '
+                'annotation files), or start a new run in another work_dir.')
+
+
+def _has_split(dataset) -> bool:
+    """A partial-label split (the wrapper's) or natively partial labels
+    (whose record is their annotation file: checked, not saved again)."""
+    return (getattr(dataset, 'partial_labels', None) is not None
+            or hasattr(dataset, 'known_labels'))
+
+
+def _shape(dataset) -> tuple:
+    partial = getattr(dataset, 'partial_labels', None)
+    return (partial if partial is not None else dataset.known_labels()).shape
 
 
 def _fingerprint(dataset) -> str:

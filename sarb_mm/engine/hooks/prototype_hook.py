@@ -12,7 +12,7 @@ from mmengine.utils import ProgressBar
 from mmpretrain.registry import HOOKS
 from torch.utils.data import DataLoader
 
-from sarb_mm.datasets.partial_wrapper import full_label_matrix
+from sarb_mm.datasets.partial_wrapper import sparse_label_matrix
 from sarb_mm.models.utils import cooccurrence_matrix, kmeans
 from sarb_mm.utils.errors import InvalidInputError
 from sarb_mm.utils.validation import check_int
@@ -123,8 +123,8 @@ class PrototypeHook(Hook):
         head = self._head(runner)
         dataset = runner.train_dataloader.dataset
         labels = getattr(dataset, 'partial_labels', None)
-        if labels is None:  # a fully labelled dataset: everything known
-            labels = full_label_matrix(dataset)
+        if labels is None:  # its own labels, in sparse rows
+            labels = sparse_label_matrix(dataset)
         head.cooccurrence.copy_(cooccurrence_matrix(labels))
         for handle in getattr(self, '_step_hooks', []):
             handle.remove()
@@ -168,6 +168,7 @@ class PrototypeHook(Hook):
         """Recompute the prototypes from the training set."""
         model = unwrap_model(runner.model)
         head = self._head(runner)
+        start = time.perf_counter()
         loader, subset = self._pass_loader(runner.train_dataloader, epoch)
         if self.max_points_per_class is None:
             prototypes, mask, stats = self._serial_prototypes(
@@ -177,6 +178,8 @@ class PrototypeHook(Hook):
             prototypes, mask, stats = self.cluster_sample(sample, head, epoch)
         head.set_prototypes(prototypes, mask.bool())
         self._log_pass(runner.logger, epoch, head, stats, subset)
+        runner.logger.info(f'Prototype pass of epoch {epoch} took '
+                           f'{time.perf_counter() - start:.2f} s.')
 
     def _pass_loader(self, loader, epoch: int):
         """The loader of the pass and (images in it, dataset size) or None.

@@ -100,13 +100,19 @@ def cooccurrence_matrix(partial_labels) -> torch.Tensor:
     that is never a known positive gets an all-zero row.
 
     Args:
-        partial_labels (array-like): (N_img, C) in {-1, 0, 1}.
+        partial_labels (array-like | SparseLabels): (N_img, C) in
+            {-1, 0, 1}, dense, or sparse rows (whose pair counts are the
+            same integers, without an (N_img, C) matrix).
 
     Returns:
         Tensor: Float32 (C, C).
     """
-    positives = (torch.as_tensor(partial_labels) > 0).double()
-    counts = positives.T @ positives
+    pair_counts = getattr(partial_labels, 'positive_pair_counts', None)
+    if pair_counts is not None:
+        counts = torch.from_numpy(pair_counts()).double()
+    else:
+        positives = (torch.as_tensor(partial_labels) > 0).double()
+        counts = positives.T @ positives
     occurrences = counts.diagonal().clone()
     matrix = counts / occurrences.clamp(min=1).unsqueeze(1)
     return matrix.float()
