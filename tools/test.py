@@ -10,6 +10,7 @@ import mmengine
 from mmengine.config import Config, ConfigDict
 from mmengine.dist import is_main_process
 
+from sarb_mm.engine.input_checks import check_dataset_roots
 from sarb_mm.utils.errors import InvalidInputError
 from sarb_mm.utils.launch import (add_common_args, build_runner, load_config,
                                   merge_cfg_options, run_tool,
@@ -241,6 +242,7 @@ def main():
     args = parse_args()
     check_flags(args)
     cfg = merge_args(load_config(args), args)
+    check_dataset_roots(cfg, ['test'])
     metrics = build_runner(cfg).test()
     if args.out_item == 'metrics' and is_main_process():
         with atomic_path(args.out) as tmp:

@@ -1,10 +1,13 @@
 """Train a sarb_mm model with mmengine's Runner (mmpretrain-compatible)."""
 import argparse
+import os
 import os.path as osp
 
 import torch
 from mmengine.config import Config
 
+from sarb_mm.engine.input_checks import (check_dataset_roots,
+                                         check_pretrained_weights)
 from sarb_mm.utils.errors import InvalidInputError
 from sarb_mm.utils.launch import (add_common_args, build_runner, load_config,
                                   merge_cfg_options, run_tool,
@@ -88,6 +91,14 @@ def merge_args(cfg: Config, args) -> Config:
 def main():
     args = parse_args()
     cfg = merge_args(load_config(args), args)
+    # What newcomers meet first, before the Runner logs a page: data that
+    # is not there, weights that cannot be read. Only local rank 0
+    # downloads; mmengine makes the others wait for the file.
+    validating = cfg.get('val_cfg') is not None and \
+        cfg.get('val_dataloader') is not None
+    check_dataset_roots(cfg, ['train', 'val'] if validating else ['train'])
+    check_pretrained_weights(
+        cfg, download=int(os.environ.get('LOCAL_RANK', 0)) == 0)
     build_runner(cfg).train()
     teardown_distributed()
 

@@ -38,6 +38,10 @@ class SyntheticCocoDataset(CocoMultiLabelDataset):
         seed (int): Generation seed. Defaults to 0.
     """
 
+    #: Creates its files under ``data_root`` on first use (a missing
+    #: ``data_root`` is not an error before the run).
+    generates_data = True
+
     def __init__(self,
                  data_root: str = 'data/demo',
                  split: str = 'train',

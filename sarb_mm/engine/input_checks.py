@@ -1,0 +1,175 @@
+"""Inputs a run needs, checked before the Runner starts logging.
+
+A dataset that is not there yet, backbone weights that cannot be
+downloaded and a missing local checkpoint are the first errors a newcomer
+meets. mmengine meets them late (after printing the environment, the whole
+config and the hook table) and deep (a long traceback from the download or
+the dataset's loader); these checks meet them first, in one message that
+names the config key to change.
+"""
+import os
+import os.path as osp
+from typing import Iterator, Sequence, Tuple
+
+from mmpretrain.registry import DATASETS
+
+from sarb_mm.utils.errors import InvalidInputError
+
+PREPARE = 'docs/data_preparation.md'
+
+
+def _dataset_configs(node, key: str) -> Iterator[Tuple[str, dict]]:
+    """Every dataset config under a dataloader's ``dataset``, wrappers
+    (``dataset`` / ``datasets`` entries) included, with its config key."""
+    if not isinstance(node, dict):
+        return
+    yield key, node
+    if isinstance(node.get('dataset'), dict):
+        yield from _dataset_configs(node['dataset'], f'{key}.dataset')
+    for i, inner in enumerate(node.get('datasets') or []):
+        yield from _dataset_configs(inner, f'{key}.datasets.{i}')
+
+
+def _generates_its_data(dataset_type) -> bool:
+    """Datasets that create their files on first use (the demo)."""
+    cls = dataset_type if isinstance(dataset_type, type) else \
+        DATASETS.get(dataset_type) if isinstance(dataset_type, str) else None
+    return bool(getattr(cls, 'generates_data', False))
+
+
+def check_dataset_roots(cfg, splits: Sequence[str]) -> None:
+    """The ``data_root`` of every dataset of the given splits exists.
+
+    Args:
+        cfg (Config): The run's config.
+        splits (Sequence[str]): ``'train'``, ``'val'`` and/or ``'test'``:
+            the loaders the tool will build.
+
+    Raises:
+        InvalidInputError: Naming the split, the dataset type, the config
+            key and how to fix it.
+    """
+    for split in splits:
+        loader = cfg.get(f'{split}_dataloader')
+        if not isinstance(loader, dict):
+            continue
+        for key, dataset in _dataset_configs(
+                loader.get('dataset'), f'{split}_dataloader.dataset'):
+            root = dataset.get('data_root')
+            if (not isinstance(root, str) or not root or '://' in root
+                    or _generates_its_data(dataset.get('type'))):
+                continue
+            if not osp.isdir(root):
+                name = dataset.get('type')
+                name = getattr(name, '__name__', name)
+                example = osp.basename(root.rstrip('/')) or 'data'
+                raise InvalidInputError(
+                    f'The {split} dataset ({name}) is not there: its '
+                    f'data_root {root!r} does not exist (config key '
+                    f'{key}.data_root, from {os.getcwd()!r}). Prepare the '
+                    f'dataset as {PREPARE} describes, or point the key at '
+                    'where it is, e.g. --cfg-options '
+                    f'{key}.data_root=/path/to/{example}. To try the plugin '
+                    'without any dataset, train a demo config '
+                    '(configs/*_demo_p10.py): it generates its data.')
+
+
+def _pretrained_entries(node, key: str) -> Iterator[Tuple[str, str]]:
+    """(config key, checkpoint) of every ``init_cfg`` of type Pretrained."""
+    if isinstance(node, dict):
+        init = node.get('init_cfg')
+        inits = init if isinstance(init, list) else [init]
+        for i, entry in enumerate(inits):
+            if isinstance(entry, dict) and entry.get(
+                    'type') == 'Pretrained' and entry.get('checkpoint'):
+                where = f'{key}.init_cfg' + (
+                    f'.{i}' if isinstance(init, list) else '')
+                yield where, entry['checkpoint']
+        for name, value in node.items():
+            if name != 'init_cfg':
+                yield from _pretrained_entries(value, f'{key}.{name}')
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _pretrained_entries(value, f'{key}.{i}')
+
+
+def _file_entries(node, key: str, name: str) -> Iterator[Tuple[str, str]]:
+    """(config key, value) of every str entry called ``name``."""
+    if isinstance(node, dict):
+        for child, value in node.items():
+            if child == name and isinstance(value, str):
+                yield f'{key}.{child}', value
+            else:
+                yield from _file_entries(value, f'{key}.{child}', name)
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _file_entries(value, f'{key}.{i}', name)
+
+
+def _cache_path(url: str) -> str:
+    """Where mmengine's ``load_from_http`` looks for ``url``: torch's hub
+    cache."""
+    import torch
+    return osp.join(torch.hub.get_dir(), 'checkpoints',
+                    osp.basename(url.split('?')[0]))
+
+
+def _download(url: str) -> None:
+    path = _cache_path(url)
+    if not osp.isfile(path):
+        import torch
+        os.makedirs(osp.dirname(path), exist_ok=True)
+        torch.hub.download_url_to_file(url, path, progress=False)
+
+
+def check_pretrained_weights(cfg, download: bool = True) -> None:
+    """Pretrained weights (``init_cfg`` of type Pretrained, ``load_from``)
+    and class-embedding files (``word_vectors``) can be read: a local file
+    exists; a URL is downloaded now (into torch's hub cache, where mmengine
+    then finds it) when ``download``.
+
+    Raises:
+        InvalidInputError: Naming the config key and the ways out.
+    """
+    entries = list(_pretrained_entries(cfg.get('model'), 'model'))
+    for key, checkpoint in entries:
+        if not isinstance(checkpoint, str):
+            continue
+        if '://' not in checkpoint:
+            if not osp.isfile(checkpoint):
+                raise InvalidInputError(
+                    f'The pretrained weights {checkpoint!r} (config key '
+                    f'{key}.checkpoint) do not exist. Give the path of the '
+                    f'file with --cfg-options {key}.checkpoint=PATH, or '
+                    f'start from random weights with --cfg-options '
+                    f'{key}=None.')
+            continue
+        if not checkpoint.startswith(('http://', 'https://')) or \
+                not download:
+            continue
+        try:
+            _download(checkpoint)
+        except Exception as err:  # any network or disk failure
+            raise InvalidInputError(
+                f'Cannot download the pretrained weights {checkpoint} '
+                f'(config key {key}.checkpoint): {type(err).__name__}: '
+                f'{err}. Without network: download the file elsewhere and '
+                f'give its path with --cfg-options {key}.checkpoint=PATH '
+                f'(or copy it into {osp.dirname(_cache_path(checkpoint))}), '
+                f'or start from random weights with --cfg-options '
+                f'{key}=None.') from None
+    for key, path in _file_entries(cfg.get('model'), 'model',
+                                   'word_vectors'):
+        if '://' not in path and not osp.isfile(path):
+            raise InvalidInputError(
+                f'The class embeddings {path!r} (config key {key}) do not '
+                'exist. Make them with tools/make_word_vectors.py '
+                f'({PREPARE}), give their path with --cfg-options '
+                f'{key}=PATH, or learn the embeddings instead with '
+                f'--cfg-options {key}=None (not the published setting).')
+    load_from = cfg.get('load_from')
+    if isinstance(load_from, str) and '://' not in load_from \
+            and not osp.isfile(load_from):
+        raise InvalidInputError(
+            f'load_from {load_from!r} does not exist. Give an existing '
+            'checkpoint (--cfg-options load_from=PATH) or remove the key.')
