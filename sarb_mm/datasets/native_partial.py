@@ -243,6 +243,9 @@ class NativePartialDataset(MultiLabelDataset):
     @force_full_init
     def get_data_info(self, idx: int) -> dict:
         """The data info of one image with its -1/0/1 ``gt_score``."""
+        if not -len(self) <= idx < len(self):
+            raise IndexError(f'index {idx} is out of range for '
+                             f'{len(self)} images')
         idx = int(idx) + (len(self) if idx < 0 else 0)
         name, positives, negatives = self._images[idx]
         score = np.zeros(len(self._metainfo['classes']), dtype=np.float32)

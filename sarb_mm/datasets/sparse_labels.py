@@ -76,9 +76,10 @@ class SparseLabels:
     def concatenate(cls, parts: Sequence['SparseLabels'],
                     num_classes: int) -> 'SparseLabels':
         """The rows of ``parts``, one after the other."""
-        indptr = [np.zeros(1, dtype=np.int64)]
+        indptr, total = [np.zeros(1, dtype=np.int64)], 0
         for part in parts:
-            indptr.append(part.indptr[1:] + indptr[-1][-1])
+            indptr.append(part.indptr[1:] + total)
+            total += part.known_count()
         return cls(
             np.concatenate(indptr),
             np.concatenate([p.classes for p in parts] +

@@ -82,8 +82,8 @@ def _pretrained_entries(node, key: str) -> Iterator[Tuple[str, str]]:
         for i, entry in enumerate(inits):
             if isinstance(entry, dict) and entry.get(
                     'type') == 'Pretrained' and entry.get('checkpoint'):
-                where = f'{key}.init_cfg' + (
-                    f'.{i}' if isinstance(init, list) else '')
+                where = f'{key}.init_cfg' + (f'.{i}'
+                                             if isinstance(init, list) else '')
                 yield where, entry['checkpoint']
         for name, value in node.items():
             if name != 'init_cfg':
@@ -158,8 +158,7 @@ def check_pretrained_weights(cfg, download: bool = True) -> None:
                 f'(or copy it into {osp.dirname(_cache_path(checkpoint))}), '
                 f'or start from random weights with --cfg-options '
                 f'{key}=None.') from None
-    for key, path in _file_entries(cfg.get('model'), 'model',
-                                   'word_vectors'):
+    for key, path in _file_entries(cfg.get('model'), 'model', 'word_vectors'):
         if '://' not in path and not osp.isfile(path):
             raise InvalidInputError(
                 f'The class embeddings {path!r} (config key {key}) do not '

@@ -52,9 +52,11 @@ def _numpy_globals():
         # BUILD fills the dtype copies that safe_dtype returns only if their
         # classes are allowlisted; under their own names a pickle could
         # also call them, which returns numpy's shared dtype for BUILD to
-        # rewrite. Names no pickle can spell keep them types only.
-        found += [(cls, f'sarb_mm.build_only.{cls.__name__}')
-                  for cls in (dtypes.Float64DType, dtypes.Int64DType)]
+        # rewrite. torch resolves only GLOBAL, whose module and name are
+        # read up to a newline each: a registered name with a newline in
+        # it can never be looked up, and keeps the classes types only.
+        plain = {type(np.dtype(code)) for code in '?bBhHiIlLqQefdFD'}
+        found += [(cls, f'build-only\n{cls.__name__}') for cls in plain]
     return found
 
 

@@ -71,9 +71,15 @@ def test_subsets_follow_mmengine_indices():
             dense[expected].reshape(-1, 7))
     with pytest.raises(IndexError):
         subset_positions([50], 50)
-    halves = [labels.subset(np.arange(20)), labels.subset(np.arange(20, 50))]
+    empty = labels.subset(np.arange(0))
+    parts = [
+        empty,
+        labels.subset(np.arange(20)), empty,
+        labels.subset(np.arange(20, 50))
+    ]
     np.testing.assert_array_equal(
-        SparseLabels.concatenate(halves, 7).to_dense(), dense)
+        SparseLabels.concatenate(parts, 7).to_dense(), dense)
+    assert len(SparseLabels.concatenate([empty, empty], 7)) == 0
 
 
 def test_image_names_and_rows_packed_and_subset():
@@ -114,6 +120,11 @@ def test_native_dataset_keeps_its_rows_packed(tmp_path):
         np.testing.assert_array_equal(info['gt_score'], expected[idx])
         assert info['gt_label'] == np.flatnonzero(expected[idx] > 0).tolist()
         assert info['sample_idx'] == idx
+    n = len(order)
+    assert dataset.get_data_info(-n)['sample_idx'] == 0
+    for outside in (n, -n - 1):
+        with pytest.raises(IndexError):
+            dataset.get_data_info(outside)
     # mmengine's subset API and the indices argument.
     subset = dataset.get_subset([2, 0])
     np.testing.assert_array_equal(subset.known_label_matrix(), expected[[2,

@@ -42,3 +42,11 @@ def test_gpu_check_runs_on_a_cpu(tmp_path, capsys):
     assert row['resumed'] is True
     assert row['images_per_second'] > 0
     assert '| sarb | 4 |' in capsys.readouterr().out
+
+
+def test_metric_benchmark_runs(capsys):
+    tool = load_tool('tools/analysis/benchmark_metric.py')
+    tool.main(['--num-images', '30', '--num-classes', '6', '--repeats', '1'])
+    out = capsys.readouterr().out
+    assert '30 x 6, median of 1 repeats' in out
+    assert 'metric.compute_metrics (all)' in out

@@ -114,3 +114,34 @@ def test_a_loaded_checkpoint_saves_and_loads_again(tmp_path):
     again = torch.load(second, weights_only=True)
     np.testing.assert_array_equal(again['arr'], [7., 1., 2.])
     assert again['message_hub']['log_scalars']['train/loss'].mean() == 1.
+
+
+def test_dtype_classes_cannot_be_called_by_any_name(tmp_path, monkeypatch):
+    """The dtype classes are allowlisted for BUILD only: a GLOBAL under
+    any module and name (here the one they were first registered under)
+    resolves to nothing."""
+    import sys
+    import types
+    module = types.ModuleType('sarb_mm.build_only')
+    monkeypatch.setitem(sys.modules, 'sarb_mm.build_only', module)
+
+    class Spelled:
+        __module__ = 'sarb_mm.build_only'
+        __qualname__ = 'Float64DType'
+
+    module.Float64DType = Spelled
+    path = tmp_path / 'spelled.pth'
+    torch.save({'meta': _Forged(Spelled, ())}, path)
+    with pytest.raises(pickle.UnpicklingError, match='Unsupported global'):
+        torch.load(path, weights_only=True)
+
+
+@pytest.mark.parametrize('dtype', ['float32', 'bool', 'int32', 'uint8'])
+def test_other_plain_numpy_values_load(tmp_path, dtype):
+    path = tmp_path / 'values.pth'
+    torch.save(
+        dict(array=np.arange(3).astype(dtype), scalar=np.ones(1, dtype)[0]),
+        path)
+    loaded = torch.load(path, weights_only=True)
+    np.testing.assert_array_equal(loaded['array'], np.arange(3).astype(dtype))
+    assert loaded['array'].dtype == dtype and loaded['scalar'] == 1

@@ -10,15 +10,16 @@ import numpy as np
 
 from sarb_mm.evaluation import (InterpolatedMultiLabelMetric, multilabel_prf,
                                 voc_average_precision)
+from sarb_mm.evaluation.metrics import pack_targets
 
 
-def parse_args():
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--num-images', type=int, default=40137)
     parser.add_argument('--num-classes', type=int, default=80)
     parser.add_argument('--repeats', type=int, default=5)
     parser.add_argument('--seed', type=int, default=0)
-    return parser.parse_args()
+    return parser.parse_args(argv)
 
 
 def median_seconds(fn, repeats: int) -> float:
@@ -31,8 +32,8 @@ def median_seconds(fn, repeats: int) -> float:
     return float(np.median(times))
 
 
-def main():
-    args = parse_args()
+def main(argv=None):
+    args = parse_args(argv)
     rng = np.random.default_rng(args.seed)
     shape = (args.num_images, args.num_classes)
     # float64 like the head's sigmoid outputs; rounding to 1e-3 adds many
@@ -43,7 +44,7 @@ def main():
     # What the metric holds after process(): one float64 row per image.
     metric = InterpolatedMultiLabelMetric(thr=0.5, topk=3)
     results = [
-        dict(pred_score=s, gt_label=g > 0, valid=np.ones_like(g, bool))
+        dict(pred_score=s, **pack_targets(g > 0, np.ones_like(g, bool)))
         for s, g in zip(scores, labels)
     ]
 
