@@ -2,8 +2,9 @@
 
 Prints one line per image (its labels, best first) and optionally writes
 them to JSON or CSV and draws them on the images. Exits with 0 when every
-image was processed, 1 when some could not be (missing or undecodable:
-the others are still processed and written), 2 for unusable arguments.
+image was processed, 1 when some could not be read (the others are still
+processed and written), 2 for unusable arguments (a missing input among
+them: nothing is processed then).
 
 CSV: one row per image with the columns ``image``, ``labels`` (the
 predicted labels with their scores, best first, ``;``-separated),
@@ -17,8 +18,10 @@ import json
 import os.path as osp
 import sys
 
+import numpy as np
 import torch
 
+from sarb_mm.evaluation.thresholds import thresholds_beside
 from sarb_mm.utils.errors import InvalidInputError
 from sarb_mm.utils.launch import CheckedDictAction, run_tool
 from sarb_mm.utils.paths import atomic_open, check_output_file, refuse_inputs
@@ -40,9 +43,10 @@ def parse_args(argv=None):
     select = parser.add_mutually_exclusive_group()
     select.add_argument(
         '--thr',
-        type=float,
-        help='keep the labels scoring at least this (default: the head\'s '
-        'thr, 0.5)')
+        help='keep the labels scoring at least this: a number (default: '
+        'the head\'s thr, 0.5), best-f1 (the per-class thresholds in '
+        'thresholds.json beside the checkpoint, made by '
+        'tools/analysis/class_thresholds.py), or a thresholds .json file')
     select.add_argument(
         '--topk', type=int, help='keep the K best labels of every image')
     parser.add_argument(
@@ -82,10 +86,38 @@ def summary_line(result: dict, thr, topk) -> str:
                        for label in result['labels'])
     if not labels:
         best = int(result['scores'].argmax())
-        labels = (f'(no label scores >= {thr:g}; best: '
+        bar = f'scores >= {thr:g}' if np.ndim(thr) == 0 else \
+            'reaches its class threshold'
+        labels = (f'(no label {bar}; best: '
                   f'{result["classes"][best]} '
                   f'{result["scores"][best]:.3f})')
     return f'{result["img"]}: {labels}'
+
+
+def parse_thr(value, checkpoint: str):
+    """``--thr``: None, a number, or the path of a thresholds file
+    (``best-f1``: the one beside the checkpoint)."""
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    if value == 'best-f1':
+        path = thresholds_beside(checkpoint)
+        if not osp.isfile(path):
+            raise InvalidInputError(
+                f'--thr best-f1 reads the per-class thresholds in {path}, '
+                'which does not exist. Make it from a validation run: '
+                'python tools/test.py CONFIG CHECKPOINT --out val.npz, then '
+                'python tools/analysis/class_thresholds.py val.npz --out '
+                f'{path}')
+        return path
+    if not value.lower().endswith('.json'):
+        raise InvalidInputError(
+            f'--thr {value!r}: give a number in [0, 1], best-f1, or a '
+            'thresholds .json file.')
+    return value
 
 
 def write_json(path: str, results: list, classes) -> None:
@@ -134,11 +166,12 @@ def main(argv=None) -> int:
     device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
     # Imported here so that --help and argument errors need no mmpretrain.
     from sarb_mm.apis.inferencer import (MultiLabelInferencer,
-                                         check_drawn_files, expand_image_path)
+                                         check_drawn_files, expand_image_paths)
 
-    # Inputs and outputs first: a folder without images or an output that
-    # would replace an input fails before the model is built.
-    inputs = [path for item in args.inputs for path in expand_image_path(item)]
+    # Inputs and outputs first: a missing input, a folder without images or
+    # an output that would replace an input fails before the model is built.
+    inputs = expand_image_paths(args.inputs)
+    thr = parse_thr(args.thr, args.checkpoint)
     if args.out is not None:
         refuse_inputs(args.out, inputs, '--out')
     if args.show_dir is not None:
@@ -151,11 +184,11 @@ def main(argv=None) -> int:
     results = inferencer(
         inputs,
         batch_size=args.batch_size,
-        thr=args.thr,
+        thr=thr,
         topk=args.topk,
         show_dir=args.show_dir)
     classes = inferencer.classes
-    thr, _ = inferencer.resolve_selection(args.thr, args.topk)
+    thr, _ = inferencer.resolve_selection(thr, args.topk)
     for result in results:
         print(summary_line(dict(result, classes=classes), thr, args.topk))
     if kind == 'json':

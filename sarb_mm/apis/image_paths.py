@@ -62,6 +62,25 @@ def expand_image_path(path: str,
     return found
 
 
+def expand_image_paths(paths: Sequence[str]) -> List[str]:
+    """:func:`expand_image_path` of each, in order; inputs that do not
+    exist are one error listing them (before anything is processed).
+
+    Raises:
+        InvalidInputError: Missing inputs, or what
+            :func:`expand_image_path` refuses.
+    """
+    found = [image for path in paths for image in expand_image_path(path)]
+    missing = [path for path in found if not osp.lexists(path)]
+    if missing:
+        shown = ', '.join(missing[:5]) + (f' and {len(missing) - 5} more'
+                                          if len(missing) > 5 else '')
+        raise InvalidInputError(
+            f'{len(missing)} input(s) do not exist: {shown}. Check the '
+            'paths (nothing was processed).')
+    return found
+
+
 class _Budget:
     """Counts walked entries; raises once there are too many."""
 

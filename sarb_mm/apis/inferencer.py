@@ -19,10 +19,11 @@ from mmpretrain.structures import DataSample
 from rich import get_console
 from rich.progress import track
 
+from sarb_mm.evaluation.thresholds import check_thresholds, load_thresholds
 from sarb_mm.utils.errors import InvalidInputError
 from sarb_mm.utils.paths import atomic_path, check_output_dir
 from sarb_mm.utils.validation import check_int
-from .image_paths import drawn_file_names, expand_image_path
+from .image_paths import drawn_file_names, expand_image_paths
 from .model import init_model
 
 # Drawn images get at least this short edge, so that the labels are legible
@@ -49,15 +50,26 @@ class MultiLabelInferencer(ImageClassificationInferencer):
     pipeline resizes them: its image loader reads the paths, the rest is
     applied to every image.
 
-    Each result is a dict:
+    Each result is a dict with mmpretrain's keys, for every kept label:
+
+    - ``pred_label``: the class indices, highest score first;
+    - ``pred_score``: their scores;
+    - ``pred_class``: their names;
+    - ``pred_scores``: the score (sigmoid) of every class, a float64 array
+      in class order (``None`` if the image failed);
+
+    and:
 
     - ``img``: the path (``None`` for an array);
-    - ``labels``: the predicted labels, highest score first, each a dict
+    - ``labels``: the kept labels again, each a dict
       ``{'label': name, 'index': i, 'score': s}``;
-    - ``scores``: the score (sigmoid) of every class, a float64 array in
-      class order (``None`` if the image failed);
+    - ``scores``: ``pred_scores`` under its earlier name;
     - ``error``: ``None``, or why the image could not be processed (it is
       also warned about; the other images are processed).
+
+    Inputs that name nothing (a missing file or folder, a folder or pattern
+    without images) are an error before any image is processed; an image
+    that exists but cannot be read is an ``error`` of its result.
 
     Args:
         model (BaseModel | str | Config): A model from
@@ -147,7 +159,9 @@ class MultiLabelInferencer(ImageClassificationInferencer):
                 objects (``None`` for failed images) instead of dicts.
                 Defaults to False.
             batch_size (int): Images per forward pass. Defaults to 1.
-            thr (float, optional): Keep the labels scoring at least this.
+            thr (float | Sequence[float] | str, optional): Keep the labels
+                scoring at least this: one threshold, one per class, or a
+                thresholds file (``tools/analysis/class_thresholds.py``).
                 Defaults to the head's ``thr`` (0.5 for SARB).
             topk (int, optional): Keep the ``topk`` best labels instead
                 (whatever their score). Not together with ``thr``.
@@ -162,8 +176,9 @@ class MultiLabelInferencer(ImageClassificationInferencer):
             notes).
 
         Raises:
-            InvalidInputError: For an unusable argument, a folder without
-                images or a glob pattern that matches none.
+            InvalidInputError: For an unusable argument, a missing input, a
+                folder without images or a glob pattern that matches
+                none.
         """
         batch_size = check_int(batch_size, 'batch_size')
         thr, topk = self.resolve_selection(thr, topk)
@@ -232,6 +247,11 @@ class MultiLabelInferencer(ImageClassificationInferencer):
             head = getattr(self.model, 'head', None)
             head_thr = getattr(head, 'thr', None)
             thr = 0.5 if head_thr is None else head_thr
+        if isinstance(thr, (str, os.PathLike)):
+            return load_thresholds(os.fspath(thr), self.classes), None
+        if isinstance(thr, (Sequence, np.ndarray)):
+            return check_thresholds(thr, len(self.classes),
+                                    'thr (per-class thresholds)'), None
         if (isinstance(thr, bool) or not isinstance(thr, numbers.Real)
                 or not 0 <= thr <= 1):
             raise InvalidInputError(
@@ -255,7 +275,7 @@ class MultiLabelInferencer(ImageClassificationInferencer):
             if isinstance(item, np.ndarray):
                 items.append(item)
             elif isinstance(item, (str, os.PathLike)):
-                items += expand_image_path(os.fspath(item))
+                items += expand_image_paths([os.fspath(item)])
             else:
                 raise InvalidInputError(
                     f'Input {item!r} is a {type(item).__name__}; give image '
@@ -311,7 +331,9 @@ class MultiLabelInferencer(ImageClassificationInferencer):
         if topk is not None:
             kept = order[:topk]
         else:
-            kept = [i for i in order if scores[i] >= thr]
+            thr = np.broadcast_to(
+                np.asarray(thr, dtype=np.float64), (len(scores), ))
+            kept = [i for i in order if scores[i] >= thr[i]]
         return torch.tensor(kept, dtype=torch.long)
 
     def visualize(self,
@@ -365,17 +387,28 @@ class MultiLabelInferencer(ImageClassificationInferencer):
         for item, sample, error, out_file in zip(items, preds, errors, drawn):
             result = dict(
                 img=None if isinstance(item, np.ndarray) else item,
+                pred_label=[],
+                pred_score=[],
+                pred_class=[],
+                pred_scores=None,
                 labels=[],
                 scores=None,
                 error=error)
             if sample is not None:
                 scores = sample.pred_score.detach().cpu().double().numpy()
-                result['scores'] = scores
-                result['labels'] = [
-                    dict(
-                        label=self.classes[i], index=i, score=float(scores[i]))
-                    for i in sample.pred_label.tolist()
-                ]
+                kept = sample.pred_label.tolist()
+                result.update(
+                    pred_label=kept,
+                    pred_score=[float(scores[i]) for i in kept],
+                    pred_class=[self.classes[i] for i in kept],
+                    pred_scores=scores,
+                    scores=scores,
+                    labels=[
+                        dict(
+                            label=self.classes[i],
+                            index=i,
+                            score=float(scores[i])) for i in kept
+                    ])
             if out_file is not None:
                 result['drawn'] = out_file
             results.append(result)

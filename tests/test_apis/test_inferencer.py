@@ -105,6 +105,30 @@ def test_threshold_and_topk_select_several_labels(inferencer, folder):
         np.flatnonzero(scores >= 0.5), key=lambda i: -scores[i])
 
 
+def test_mmpretrain_keys_and_per_class_thresholds(inferencer, folder,
+                                                  tmp_path):
+    from sarb_mm.evaluation.thresholds import save_thresholds
+    path = str(folder / 'a_rgb.png')
+    result = inferencer(path, thr=0.0)[0]
+    scores = result['pred_scores']
+    assert result['scores'] is scores  # the earlier name, kept
+    order = sorted(range(len(scores)), key=lambda i: -scores[i])
+    assert result['pred_label'] == order
+    assert result['pred_score'] == [float(scores[i]) for i in order]
+    assert result['pred_class'] == [inferencer.classes[i] for i in order]
+    # One threshold per class: between the scores of alternate classes.
+    thresholds = np.where(
+        np.arange(len(scores)) % 2 == 0, scores - 1e-6,
+        np.minimum(scores + 1e-6, 1.0))
+    kept = inferencer(path, thr=list(thresholds))[0]['pred_label']
+    assert kept == [i for i in order if i % 2 == 0]
+    file = str(tmp_path / 'thresholds.json')
+    save_thresholds(file, inferencer.classes, thresholds)
+    assert inferencer(path, thr=file)[0]['pred_label'] == kept
+    with pytest.raises(ValueError, match='12 thresholds in \\[0, 1\\]'):
+        inferencer(path, thr=[0.5, 0.5])
+
+
 def test_batches_arrays_and_globs_agree(inferencer, folder):
     one_by_one = inferencer(str(folder), batch_size=1)
     batched = inferencer(str(folder), batch_size=4)
@@ -130,13 +154,19 @@ def test_missing_and_broken_images_are_reported_not_fatal(
     broken.write_bytes(b'\xff\xd8 truncated')
     missing = str(tmp_path / 'absent.png')
     good = str(folder / 'a_rgb.png')
-    results = inferencer([missing, good, str(broken), good], batch_size=2)
-    assert [r['img'] for r in results] == [missing, good, str(broken), good]
-    assert 'does not exist' in results[0]['error'] and missing in results[0][
-        'error']
+    # An input that names nothing: an error before any image is processed,
+    # as a pattern or folder without images is.
+    with pytest.raises(
+            ValueError, match=f'1 input\\(s\\) do not exist: '
+            f'{missing}'):
+        inferencer([good, missing])
+    results = inferencer([str(broken), good, str(broken), good], batch_size=2)
+    assert [r['img'] for r in results] == [str(broken), good] * 2
+    assert str(broken) in results[0]['error']
     assert str(broken) in results[2]['error']
     for failed in (results[0], results[2]):
         assert failed['scores'] is None and failed['labels'] == []
+        assert failed['pred_scores'] is None and failed['pred_label'] == []
     for ok in (results[1], results[3]):
         assert ok['error'] is None
     np.testing.assert_allclose(results[1]['scores'], results[3]['scores'])

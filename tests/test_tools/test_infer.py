@@ -54,11 +54,14 @@ def load_infer_tool():
 
 @pytest.fixture(scope='module')
 def json_run(trained, images, tmp_path_factory):
-    """tools/infer.py on the folder plus a missing image, with --out JSON
-    and --show-dir: (process, JSON records, missing path, drawing dir)."""
+    """tools/infer.py on the folder plus an undecodable image, with --out
+    JSON and --show-dir: (process, JSON records, broken path, drawing
+    dir)."""
     config, checkpoint, _ = trained
     root = tmp_path_factory.mktemp('json_run')
-    missing = str(root / 'not_there.jpg')
+    missing = str(root / 'broken.jpg')
+    with open(missing, 'wb') as f:
+        f.write(b'\xff\xd8 not a whole JPEG')
     out = str(root / 'results.json')
     show_dir = str(root / 'drawn')
     proc = run_tool([
@@ -74,7 +77,7 @@ def json_run(trained, images, tmp_path_factory):
     return proc, records, missing, show_dir
 
 
-def test_infer_writes_json_and_drawings_past_a_missing_image(json_run, images):
+def test_infer_writes_json_and_drawings_past_a_broken_image(json_run, images):
     proc, records, missing, show_dir = json_run
     # Some image failed: non-zero, after processing and writing the rest.
     assert proc.returncode == 1, proc.stderr[-3000:]
@@ -87,7 +90,7 @@ def test_infer_writes_json_and_drawings_past_a_missing_image(json_run, images):
                                         osp.join('more', 'd.bmp'))
     ]
     assert [r['img'] for r in records] == expected + [missing]
-    assert 'does not exist' in records[-1]['error']
+    assert missing in records[-1]['error']
     assert 'scores' not in records[-1] and records[-1]['labels'] == []
     for record in records[:-1]:
         assert 'error' not in record
@@ -151,8 +154,15 @@ def test_infer_bad_input_exits_2_before_building(trained, tmp_path, capsys):
     from sarb_mm.utils.launch import run_tool as launch
     empty = tmp_path / 'empty'
     empty.mkdir()
+    photo = str(tmp_path / 'photo.png')  # not read: refused before
+    with open(photo, 'wb') as f:
+        f.write(b'png')
     for argv, message in (
         ([str(tmp_path / '*.jpg')], 'matches no image file'),
+        ([photo, str(tmp_path / 'gone')], '1 input(s) do not exist: '
+         f'{tmp_path / "gone"}'),
+        ([photo, '--thr', 'best-f1'], 'thresholds.json'),
+        ([photo, '--thr', 'high'], 'give a number in [0, 1]'),
         ([str(empty)], 'holds no images'),
         ([str(empty), '--out', str(tmp_path / 'x.txt')], '.json or .csv'),
         ([str(empty), '--batch-size', '0'], '--batch-size'),
@@ -217,3 +227,52 @@ def test_infer_never_draws_through_a_hard_link(tmp_path, capsys):
         ]))
     assert 'would overwrite the input image' in capsys.readouterr().err
     assert image.read_bytes() == b'original png'
+
+
+def test_per_class_thresholds_from_a_validation_run(trained, images, tmp_path,
+                                                    capsys):
+    """tools/test.py --out on the validation set, class_thresholds.py
+    beside the checkpoint, then infer.py --thr best-f1: each class keeps
+    the labels that reach its own threshold."""
+    import shutil
+
+    from sarb_mm.evaluation import load_prediction_arrays
+    from sarb_mm.evaluation.thresholds import (best_f1_thresholds,
+                                               load_thresholds)
+    from .tiny import load_tool
+    config, checkpoint, data = trained
+    # A copy: the module's checkpoint folder stays as the other tests
+    # expect it.
+    run = tmp_path / 'run'
+    run.mkdir()
+    shutil.copy(checkpoint, run / 'epoch_1.pth')
+    checkpoint = str(run / 'epoch_1.pth')
+    preds = str(tmp_path / 'val.npz')
+    run_tool([
+        'tools/test.py', config, checkpoint, '--out', preds, '--work-dir',
+        str(tmp_path / 'test'), '--cfg-options',
+        f'test_dataloader.dataset.data_root={data}',
+        'test_dataloader.num_workers=0'
+    ])
+    thresholds_tool = load_tool('tools/analysis/class_thresholds.py')
+    thresholds_tool.main([preds, '--checkpoint', checkpoint])
+    arrays = load_prediction_arrays(preds)
+    targets = np.where(arrays['valid'], arrays['labels'].astype(int), -1)
+    expected, _ = best_f1_thresholds(arrays['scores'], targets)
+    stored = load_thresholds(str(run / 'thresholds.json'), DEMO_CATEGORIES)
+    np.testing.assert_array_equal(stored, expected)
+    capsys.readouterr()
+
+    out = str(tmp_path / 'per_class.json')
+    tool = load_infer_tool()
+    assert tool.main(
+        [config, checkpoint,
+         str(images), '--thr', 'best-f1', '--out', out]) == 0
+    with open(out) as f:
+        records = json.load(f)
+    for record in records:
+        scores = record['scores']
+        wanted = sorted((name for i, name in enumerate(DEMO_CATEGORIES)
+                         if scores[name] >= stored[i]),
+                        key=lambda name: -scores[name])
+        assert [label['label'] for label in record['labels']] == wanted
