@@ -45,6 +45,8 @@ PARAMWISE_KEYS = {
     },
 }
 PARAMWISE_KEYS['DefaultOptimWrapperConstructor'] = PARAMWISE_KEYS[None]
+PARAMWISE_KEYS['SARBLayerDecayOptimWrapperConstructor'] = PARAMWISE_KEYS[
+    'LearningRateDecayOptimWrapperConstructor']
 CUSTOM_KEY_OPTIONS = {'lr_mult', 'decay_mult'}
 DEFAULT_HOOK_NAMES = ('runtime_info', 'timer', 'sampler_seed', 'logger',
                       'param_scheduler', 'checkpoint', 'visualization')

@@ -124,9 +124,13 @@ def test_layer_wise_lr_decay_and_no_decay_groups(name):
         assert by_name[key]['lr'] == pytest.approx(LR)
         assert by_name[key]['weight_decay'] == WEIGHT_DECAY
     assert by_name['head.class_bias']['lr'] == pytest.approx(LR)
+    for scalar in ('head.alpha', 'head.beta'):  # 0-d: mmpretrain decays it
+        assert by_name[scalar]['params'][0].ndim == 0
+        assert by_name[scalar]['weight_decay'] == 0
     for param_name, group in by_name.items():
-        # Norms, biases and layer scales (1-d) and position tables: no decay.
-        exempt = group['params'][0].ndim == 1 or param_name.endswith(
+        # Norms, biases and layer scales (1-d), SARB's alpha and beta (0-d)
+        # and position tables: no decay.
+        exempt = group['params'][0].ndim <= 1 or param_name.endswith(
             ('pos_embed', 'cls_token', 'relative_position_bias_table'))
         if exempt:
             assert group['weight_decay'] == 0, param_name
