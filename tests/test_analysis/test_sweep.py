@@ -1,6 +1,5 @@
 """Known-proportion sweep: commands, finished-run detection, the table."""
 import csv
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -17,7 +16,8 @@ from sarb_mm.analysis.sweep import (SETTINGS_FILE, check_proportions,
                                     train_command)
 from sarb_mm.utils.errors import InvalidInputError
 from sarb_mm.utils.launch import merge_cfg_options
-from tests.test_tools.tiny import REPO, read_scalars, run_tool, tiny_options
+from tests.test_tools.tiny import (load_tool, read_scalars, run_tool,
+                                   tiny_options)
 
 BASELINE = 'configs/baseline_r18_demo_p10.py'
 
@@ -230,11 +230,7 @@ def test_every_cell_is_checked_before_training(tmp_path):
 
 
 def _sweep_tool():
-    spec = importlib.util.spec_from_file_location(
-        'sweep_tool', osp.join(REPO, 'tools', 'analysis', 'sweep.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    return tool
+    return load_tool('tools/analysis/sweep.py')
 
 
 def _no_training(*args, **kwargs):
@@ -297,6 +293,7 @@ def test_collect_refuses_runs_of_one_method_with_other_settings(
     assert 'warning: The runs of tiny differ' in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_sweep_trains_and_tabulates_end_to_end(tmp_path):
     root = str(tmp_path / 'sweep')
     options = tiny_options(

@@ -141,6 +141,7 @@ def test_layer_wise_lr_decay_and_no_decay_groups(name):
     assert sum(g['params'][0].numel() for g in groups) == trainable
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name', CONFIGS)
 def test_trains_two_iterations_on_the_demo(name, tmp_path):
     cfg = load(name)

@@ -185,6 +185,7 @@ _SCALE_CHILD = textwrap.dedent(r'''
 ''')
 
 
+@pytest.mark.slow
 def test_two_million_images_never_make_a_dense_matrix(tmp_path):
     """Build, statistics, fingerprint and co-occurrence of a native
     dataset of 2,000,000 images x 600 classes: the build peaks under 512

@@ -270,6 +270,7 @@ def test_aliases_merge_before_counting(tmp_path):
     assert 'shirt' not in result.counts.image_counts
 
 
+@pytest.mark.slow
 def test_tool_writes_the_names_in_label_order(tmp_path):
     objects, labels = _write(tmp_path)
     out = tmp_path / 'out' / 'names.txt'

@@ -1,6 +1,5 @@
 """Start-up config checks: typos fail at once with a suggestion."""
 import glob
-import importlib.util
 import os.path as osp
 import sys
 
@@ -11,6 +10,7 @@ import sarb_mm  # noqa: F401
 from sarb_mm.engine.config_checks import check_config
 from sarb_mm.utils.errors import InvalidInputError
 from sarb_mm.utils.launch import merge_cfg_options, run_tool
+from ..test_tools.tiny import load_tool
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -178,10 +178,7 @@ def test_cfg_options_keep_component_dicts():
 
 
 def test_train_tool_names_the_key(tmp_path, monkeypatch):
-    spec = importlib.util.spec_from_file_location(
-        'train_tool', osp.join(REPO, 'tools', 'train.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_tool('tools/train.py')
     monkeypatch.setattr(sys, 'argv', [
         'train.py',
         osp.join(REPO, 'configs', 'sarb_r18_demo_p10.py'), '--cfg-options',

@@ -41,6 +41,7 @@ def demo_root(tmp_path_factory):
     return str(tmp_path_factory.mktemp('demo_dist'))
 
 
+@pytest.mark.slow
 def test_two_rank_sarb_training(tmp_path, demo_root):
     """Ranks keep bit-identical parameters and SARB state, alpha / beta wait
     for blending (values and optimizer state), and each rank draws its own
@@ -102,6 +103,7 @@ def test_two_rank_sarb_training(tmp_path, demo_root):
     assert (classes[0, 0] == classes[0, 2]).float().mean() < 0.25
 
 
+@pytest.mark.slow
 def test_two_rank_evaluation_equals_single_process(tmp_path, demo_root):
     work_dir = str(tmp_path / 'train')
     opts = tiny_options(demo_root, sarb=False, epochs=1, num_val=41)

@@ -38,6 +38,7 @@ def _refused(args, match):
     return proc
 
 
+@pytest.mark.slow
 def test_start_up_errors(tmp_path, demo_root):
     opts = tiny_options(demo_root, epochs=1)
     train = ['tools/train.py', SARB, '--work-dir', str(tmp_path / 'w')]
@@ -74,6 +75,7 @@ def test_start_up_errors(tmp_path, demo_root):
     ] + opts, "custom_keys['hed.'] matches no parameter name")
 
 
+@pytest.mark.slow
 def test_evaluation_loads_strictly(tmp_path, demo_root, trained):
     checkpoint = osp.join(trained, 'epoch_2.pth')
     opts = tiny_options(demo_root, epochs=2)
@@ -133,6 +135,7 @@ def test_out_with_per_class_report(tmp_path, demo_root, trained):
         assert len(pickle.load(f)) == 40
 
 
+@pytest.mark.slow
 def test_resume_guards(tmp_path, demo_root, trained):
     opts = tiny_options(demo_root, epochs=3)
     same_dir = str(tmp_path / 'same')

@@ -1,6 +1,5 @@
 """End to end: tools/infer.py on a freshly trained tiny demo checkpoint."""
 import csv
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -10,7 +9,7 @@ import pytest
 from PIL import Image
 
 from sarb_mm.datasets.synthetic import DEMO_CATEGORIES
-from .tiny import REPO, run_tool, tiny_options
+from .tiny import load_tool, run_tool, tiny_options
 
 CONFIG = 'configs/sarb_r18_demo_p10.py'
 
@@ -45,11 +44,7 @@ def images(trained, tmp_path_factory):
 
 
 def load_infer_tool():
-    spec = importlib.util.spec_from_file_location(
-        'infer_tool', osp.join(REPO, 'tools', 'infer.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('tools/infer.py')
 
 
 @pytest.fixture(scope='module')

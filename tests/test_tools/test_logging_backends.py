@@ -20,6 +20,7 @@ def _mmpretrain_tool(name):
         name)
 
 
+@pytest.mark.slow
 def test_tensorboard_backend_logs_the_same_scalars(tmp_path):
     config = tmp_path / 'sarb_tb.py'
     # The lines the README gives for TensorBoard.

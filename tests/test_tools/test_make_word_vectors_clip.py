@@ -1,7 +1,5 @@
 """tools/make_word_vectors.py --source clip, and its argument checks."""
-import importlib.util
 import os
-import os.path as osp
 import sys
 
 import numpy as np
@@ -13,7 +11,7 @@ from sarb_mm.utils.clip_embeddings import (build_clip_text_model,
                                            clip_class_embeddings,
                                            load_clip_text_weights)
 from sarb_mm.utils.errors import InvalidInputError
-from tests.test_tools.tiny import REPO, run_tool
+from tests.test_tools.tiny import load_tool, run_tool
 from tests.test_utils.test_clip_embeddings import (PROJ_DIM,
                                                    make_tiny_tokenizer,
                                                    text_state, tiny_clip_cfg)
@@ -22,11 +20,7 @@ NAMES = ['traffic_light', 'cat', 'cell phone', 'dog']
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location(
-        'make_word_vectors', osp.join(REPO, 'tools', 'make_word_vectors.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    return tool
+    return load_tool('tools/make_word_vectors.py')
 
 
 @pytest.fixture(scope='module')

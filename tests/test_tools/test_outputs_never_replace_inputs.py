@@ -1,6 +1,5 @@
 """Every tool refuses, before its work, an output path that names one of
 its inputs (directly or through a link), and leaves the input as it was."""
-import importlib.util
 import os
 import os.path as osp
 import sys
@@ -8,17 +7,13 @@ import sys
 import pytest
 
 from sarb_mm.utils.launch import run_tool as launch
-from .tiny import REPO
+from .tiny import REPO, load_tool
 
 CONFIG = osp.join(REPO, 'configs', 'sarb_r18_demo_p10.py')
 
 
 def _tool(relpath):
-    spec = importlib.util.spec_from_file_location(
-        osp.basename(relpath)[:-3] + '_tool', osp.join(REPO, relpath))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool(relpath)
 
 
 def _refused(monkeypatch, capsys, relpath, *argv):

@@ -1,5 +1,4 @@
 """tools/analysis/pr_curves.py and the figure it draws."""
-import importlib.util
 import os
 import os.path as osp
 import pickle
@@ -13,17 +12,14 @@ from sklearn.metrics import precision_recall_curve
 
 from sarb_mm.utils.errors import InvalidInputError
 from sarb_mm.visualization.pr_curves import plot_pr_curves
-from .tiny import REPO, run_tool
+from .tiny import REPO, load_tool, run_tool
 
 TOOL = osp.join(REPO, 'tools', 'analysis', 'pr_curves.py')
 NAMES = ('ant', 'bee', 'cow', 'dog', 'eel', 'fox')
 
 
 def _load_tool():
-    spec = importlib.util.spec_from_file_location('pr_curves_tool', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool(osp.relpath(TOOL, REPO))
 
 
 tool = _load_tool()

@@ -1,8 +1,11 @@
 """The scale simulation and the GPU check run (at CPU sizes) so they
 cannot rot; their figures at full size are in docs/scaling.md."""
+import pytest
+
 from .tiny import load_tool
 
 
+@pytest.mark.slow
 def test_simulate_scale_measures_build_and_a_flat_pass(tmp_path, capsys):
     tool = load_tool('tools/analysis/simulate_scale.py')
     result = tool.main([
@@ -28,6 +31,7 @@ def test_simulate_scale_measures_build_and_a_flat_pass(tmp_path, capsys):
     assert (tmp_path / 'r.json').is_file()
 
 
+@pytest.mark.slow
 def test_gpu_check_runs_on_a_cpu(tmp_path, capsys):
     tool = load_tool('tools/analysis/gpu_check.py')
     rows = tool.main([

@@ -3,7 +3,6 @@ on a tiny trained checkpoint, and the flag checks."""
 import argparse
 import csv
 import glob
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -18,7 +17,7 @@ from mmengine.config import Config
 
 from sarb_mm.engine.hooks import MultiLabelVisualizationHook
 from sarb_mm.utils.errors import InvalidInputError
-from .tiny import REPO, read_scalars, run_tool, tiny_options
+from .tiny import REPO, load_tool, read_scalars, run_tool, tiny_options
 
 SARB = 'configs/sarb_r18_demo_p10.py'
 NUM_VAL = 24
@@ -37,11 +36,7 @@ tta_pipeline = [
 
 
 def _load_test_tool():
-    path = osp.join(REPO, 'tools', 'test.py')
-    spec = importlib.util.spec_from_file_location('sarb_test_tool', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('tools/test.py')
 
 
 test_tool = _load_test_tool()

@@ -24,6 +24,7 @@ def demo_root(tmp_path_factory):
 @pytest.mark.parametrize('config, sarb',
                          [('configs/baseline_r18_demo_p10.py', False),
                           ('configs/sarb_r18_demo_p10.py', True)])
+@pytest.mark.slow
 def test_train_then_test(tmp_path, demo_root, config, sarb):
     work_dir = str(tmp_path / 'work')
     # SARB blends from epoch 1 here, so epoch 0 trains without blending.

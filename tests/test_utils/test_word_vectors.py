@@ -1,5 +1,3 @@
-import importlib.util
-import os.path as osp
 import sys
 
 import numpy as np
@@ -11,7 +9,7 @@ from sarb_mm.models.necks import SemanticDecouplingNeck
 from sarb_mm.utils import build_word_vectors, name_to_words
 from sarb_mm.utils.errors import InvalidInputError
 from sarb_mm.utils.word_vectors import read_glove
-from tests.test_tools.tiny import REPO, run_tool
+from tests.test_tools.tiny import load_tool, run_tool
 
 
 def _write_glove(path, words, dim=5, seed=0):
@@ -123,11 +121,7 @@ def test_non_finite_vectors_are_refused_naming_the_words(tmp_path):
 
 
 def _load_tool():
-    spec = importlib.util.spec_from_file_location(
-        'make_word_vectors', osp.join(REPO, 'tools', 'make_word_vectors.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    return tool
+    return load_tool('tools/make_word_vectors.py')
 
 
 def test_zero_and_identical_class_vectors_are_refused(tmp_path, monkeypatch):
