@@ -24,7 +24,8 @@ import torch
 from sarb_mm.evaluation.thresholds import thresholds_beside
 from sarb_mm.utils.errors import InvalidInputError
 from sarb_mm.utils.launch import CheckedDictAction, run_tool
-from sarb_mm.utils.paths import atomic_open, check_output_file, refuse_inputs
+from sarb_mm.utils.paths import (atomic_open, check_input_file,
+                                 check_output_file, refuse_inputs)
 
 
 def parse_args(argv=None):
@@ -117,6 +118,7 @@ def parse_thr(value, checkpoint: str):
         raise InvalidInputError(
             f'--thr {value!r}: give a number in [0, 1], best-f1, or a '
             'thresholds .json file.')
+    check_input_file(value, '--thr thresholds file')
     return value
 
 

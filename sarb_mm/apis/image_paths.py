@@ -70,8 +70,12 @@ def expand_image_paths(paths: Sequence[str]) -> List[str]:
         InvalidInputError: Missing inputs, or what
             :func:`expand_image_path` refuses.
     """
-    found = [image for path in paths for image in expand_image_path(path)]
-    missing = [path for path in found if not osp.lexists(path)]
+    found = [
+        image for path in paths
+        for image in expand_image_path(os.fspath(path))
+    ]
+    # A link to nothing is missing too.
+    missing = [path for path in found if not osp.exists(path)]
     if missing:
         shown = ', '.join(missing[:5]) + (f' and {len(missing) - 5} more'
                                           if len(missing) > 5 else '')

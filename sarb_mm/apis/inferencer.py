@@ -249,6 +249,8 @@ class MultiLabelInferencer(ImageClassificationInferencer):
             thr = 0.5 if head_thr is None else head_thr
         if isinstance(thr, (str, os.PathLike)):
             return load_thresholds(os.fspath(thr), self.classes), None
+        if isinstance(thr, np.ndarray) and thr.ndim == 0:
+            thr = thr.item()
         if isinstance(thr, (Sequence, np.ndarray)):
             return check_thresholds(thr, len(self.classes),
                                     'thr (per-class thresholds)'), None

@@ -30,11 +30,14 @@ def _dataset_configs(node, key: str) -> Iterator[Tuple[str, dict]]:
         yield from _dataset_configs(inner, f'{key}.datasets.{i}')
 
 
-def _generates_its_data(dataset_type) -> bool:
-    """Datasets that create their files on first use (the demo)."""
+def _checks_its_root(dataset_type) -> bool:
+    """sarb_mm's datasets, which need their ``data_root`` (others may
+    download into it, as mmpretrain's CIFAR does), except those that create
+    their files on first use (the demo)."""
     cls = dataset_type if isinstance(dataset_type, type) else \
         DATASETS.get(dataset_type) if isinstance(dataset_type, str) else None
-    return bool(getattr(cls, 'generates_data', False))
+    return (getattr(cls, '__module__', '').startswith('sarb_mm.')
+            and not getattr(cls, 'generates_data', False))
 
 
 def check_dataset_roots(cfg, splits: Sequence[str]) -> None:
@@ -57,9 +60,9 @@ def check_dataset_roots(cfg, splits: Sequence[str]) -> None:
                 loader.get('dataset'), f'{split}_dataloader.dataset'):
             root = dataset.get('data_root')
             if (not isinstance(root, str) or not root or '://' in root
-                    or _generates_its_data(dataset.get('type'))):
+                    or not _checks_its_root(dataset.get('type'))):
                 continue
-            if not osp.isdir(root):
+            if not osp.isdir(osp.expanduser(root)):
                 name = dataset.get('type')
                 name = getattr(name, '__name__', name)
                 example = osp.basename(root.rstrip('/')) or 'data'
@@ -109,9 +112,11 @@ def _file_entries(node, key: str, name: str) -> Iterator[Tuple[str, str]]:
 def _cache_path(url: str) -> str:
     """Where mmengine's ``load_from_http`` looks for ``url``: torch's hub
     cache."""
+    from urllib.parse import urlparse
+
     import torch
     return osp.join(torch.hub.get_dir(), 'checkpoints',
-                    osp.basename(url.split('?')[0]))
+                    osp.basename(urlparse(url).path))
 
 
 def _download(url: str) -> None:
@@ -119,7 +124,8 @@ def _download(url: str) -> None:
     if not osp.isfile(path):
         import torch
         os.makedirs(osp.dirname(path), exist_ok=True)
-        torch.hub.download_url_to_file(url, path, progress=False)
+        print(f'Downloading {url} to {path}', flush=True)
+        torch.hub.download_url_to_file(url, path, progress=True)
 
 
 def check_pretrained_weights(cfg, download: bool = True) -> None:
@@ -135,14 +141,16 @@ def check_pretrained_weights(cfg, download: bool = True) -> None:
     for key, checkpoint in entries:
         if not isinstance(checkpoint, str):
             continue
+        # Random weights: no init_cfg at all (a list cannot hold None).
+        random = key.rsplit('.init_cfg', 1)[0] + '.init_cfg'
         if '://' not in checkpoint:
-            if not osp.isfile(checkpoint):
+            if not osp.isfile(osp.expanduser(checkpoint)):
                 raise InvalidInputError(
                     f'The pretrained weights {checkpoint!r} (config key '
                     f'{key}.checkpoint) do not exist. Give the path of the '
                     f'file with --cfg-options {key}.checkpoint=PATH, or '
                     f'start from random weights with --cfg-options '
-                    f'{key}=None.')
+                    f'{random}=None.')
             continue
         if not checkpoint.startswith(('http://', 'https://')) or \
                 not download:
@@ -157,7 +165,7 @@ def check_pretrained_weights(cfg, download: bool = True) -> None:
                 f'give its path with --cfg-options {key}.checkpoint=PATH '
                 f'(or copy it into {osp.dirname(_cache_path(checkpoint))}), '
                 f'or start from random weights with --cfg-options '
-                f'{key}=None.') from None
+                f'{random}=None.') from None
     for key, path in _file_entries(cfg.get('model'), 'model', 'word_vectors'):
         if '://' not in path and not osp.isfile(path):
             raise InvalidInputError(
@@ -168,7 +176,7 @@ def check_pretrained_weights(cfg, download: bool = True) -> None:
                 f'--cfg-options {key}=None (not the published setting).')
     load_from = cfg.get('load_from')
     if isinstance(load_from, str) and '://' not in load_from \
-            and not osp.isfile(load_from):
+            and not osp.isfile(osp.expanduser(load_from)):
         raise InvalidInputError(
             f'load_from {load_from!r} does not exist. Give an existing '
             'checkpoint (--cfg-options load_from=PATH) or remove the key.')

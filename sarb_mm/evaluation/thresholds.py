@@ -59,6 +59,9 @@ def best_f1_thresholds(scores: np.ndarray,
         # Cut after the last of each run of equal scores: everything
         # scoring at least that value is predicted.
         last = np.flatnonzero(np.r_[score[1:] != score[:-1], True])
+        last = last[np.isfinite(score[last])]  # NaN is never predicted
+        if not len(last):
+            continue
         f1 = 2 * tp[last] / (tp[last] + fp[last] + positive.sum())
         pick = last[int(np.argmax(f1))]  # the first maximum: higher thr
         thresholds[c], best[c] = score[pick], f1.max()
@@ -91,7 +94,7 @@ def load_thresholds(path: str, classes: Sequence[str]) -> np.ndarray:
     try:
         with open(path, encoding='utf-8') as f:
             data = json.load(f)
-    except (ValueError, UnicodeDecodeError) as err:
+    except (ValueError, UnicodeDecodeError, RecursionError) as err:
         raise InvalidInputError(
             f'Thresholds file {path} is not JSON ({err}); make it with '
             'tools/analysis/class_thresholds.py.') from None
@@ -114,7 +117,8 @@ def load_thresholds(path: str, classes: Sequence[str]) -> np.ndarray:
 def check_thresholds(values, num_classes: int, where: str) -> np.ndarray:
     """``values`` as a (C,) float array of numbers in [0, 1]."""
     try:
-        array = np.asarray(values, dtype=np.float64)
+        raw = np.asarray(values)
+        array = raw.astype(np.float64) if raw.dtype.kind in 'iuf' else None
     except (TypeError, ValueError):
         array = None
     if array is None or array.shape != (

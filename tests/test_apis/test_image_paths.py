@@ -80,3 +80,18 @@ def test_drawn_file_names_are_unique():
     assert drawn_file_names(
         ['x/a.jpg', 'y/a.png', 'a.bmp',
          None]) == ['a.png', 'a_1.png', 'a_2.png', 'array_3.png']
+
+
+def test_missing_inputs_and_dangling_links_are_refused_together(tmp_path):
+    from sarb_mm.apis.image_paths import expand_image_paths
+    present = tmp_path / 'a.png'
+    present.write_bytes(b'png')
+    os.symlink(tmp_path / 'gone.png', tmp_path / 'dangling.png')
+    assert expand_image_paths([present]) == [str(present)]  # a Path is fine
+    with pytest.raises(ValueError) as err:
+        expand_image_paths([
+            str(present), tmp_path / 'dangling.png',
+            str(tmp_path / 'nope.jpg')
+        ])
+    assert '2 input(s) do not exist' in str(err.value)
+    assert 'dangling.png' in str(err.value) and 'nope.jpg' in str(err.value)

@@ -127,6 +127,9 @@ def test_mmpretrain_keys_and_per_class_thresholds(inferencer, folder,
     assert inferencer(path, thr=file)[0]['pred_label'] == kept
     with pytest.raises(ValueError, match='12 thresholds in \\[0, 1\\]'):
         inferencer(path, thr=[0.5, 0.5])
+    # A 0-d array is one threshold, as a numpy scalar is.
+    assert inferencer(path, thr=np.array(0.5))[0]['pred_label'] == \
+        inferencer(path, thr=np.float32(0.5))[0]['pred_label']
 
 
 def test_batches_arrays_and_globs_agree(inferencer, folder):

@@ -3,6 +3,7 @@ values; the analysis tool's table and pictures."""
 import csv
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from sarb_mm.evaluation import save_prediction_arrays
@@ -60,3 +61,17 @@ def test_tool_writes_the_table_and_pictures(tmp_path, capsys):
     out = capsys.readouterr().out
     assert '3 images: 2 with a wrong label (2 misses, 1 false alarms)' in out
     assert f'Not drawn: {paths[2]}' in out
+    # A second analysis never mixes its pictures with the first's.
+    with pytest.raises(ValueError, match='already holds pictures'):
+        tool.main([preds, str(tmp_path / 'out')])
+    # Relative image paths, resolved under --image-root.
+    relative = str(tmp_path / 'relative.npz')
+    save_prediction_arrays(relative, SCORES, targets, ['cat', 'dog', 'cow'],
+                           ['img0.png', 'img1.png', 'img2.png'])
+    tool.main([
+        relative,
+        str(tmp_path / 'out2'), '--image-root',
+        str(tmp_path), '--count', '2'
+    ])
+    drawn = sorted(p.name for p in (tmp_path / 'out2' / 'worst').iterdir())
+    assert drawn == ['001_img1.png', '002_img2.png']

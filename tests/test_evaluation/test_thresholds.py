@@ -51,3 +51,21 @@ def test_threshold_file_round_trip_and_checks(tmp_path):
     (tmp_path / 'bad.json').write_text('{"classes": ')
     with pytest.raises(ValueError, match='is not JSON'):
         load_thresholds(str(tmp_path / 'bad.json'), ['cat'])
+
+
+def test_nan_scores_are_never_predicted():
+    scores = np.array([[0.9], [0.2], [np.nan], [np.nan]])
+    targets = np.array([[1], [0], [1], [1]])
+    thresholds, f1 = best_f1_thresholds(scores, targets)
+    # Only 0.9 (tp 1, fn 2: F1 0.5) or 0.2 (tp 1, fp 1, fn 2: F1 0.4).
+    assert thresholds[0] == 0.9 and f1[0] == pytest.approx(0.5)
+    only_nan, _ = best_f1_thresholds(np.array([[np.nan]]), np.array([[1]]))
+    assert only_nan[0] == 0.5
+
+
+def test_thresholds_must_be_numbers():
+    from sarb_mm.evaluation.thresholds import check_thresholds
+    for bad in (['0.1', '0.2'], [True, False], [0.1], [0.1, float('nan')]):
+        with pytest.raises(ValueError, match='2 thresholds'):
+            check_thresholds(bad, 2, 'thr')
+    assert check_thresholds([0, 1], 2, 'thr').tolist() == [0.0, 1.0]

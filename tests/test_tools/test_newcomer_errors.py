@@ -119,3 +119,42 @@ def test_generated_and_present_datasets_pass(tmp_path, monkeypatch):
     check_dataset_roots(cfg, ['train'])
     with pytest.raises(ValueError, match='val_dataloader.dataset.data_root'):
         check_dataset_roots(cfg, ['train', 'val'])
+
+
+def test_what_mmengine_accepts_is_not_refused(tmp_path, monkeypatch):
+    from sarb_mm.engine.input_checks import _cache_path
+    monkeypatch.setenv('HOME', str(tmp_path))
+    (tmp_path / 'w.pth').write_bytes(b'x')
+    cfg = Config(
+        dict(
+            model=dict(
+                backbone=dict(
+                    init_cfg=dict(type='Pretrained', checkpoint='~/w.pth'))),
+            load_from='~/w.pth'))
+    check_pretrained_weights(cfg, download=False)  # mmengine expands ~
+    # Datasets that download into their data_root (mmpretrain's CIFAR).
+    cfg = Config(
+        dict(
+            train_dataloader=dict(
+                dataset=dict(type='CIFAR10', data_root='data/not_yet'))))
+    check_dataset_roots(cfg, ['train'])
+    # Where mmengine (torch's load_state_dict_from_url) looks.
+    assert _cache_path('https://h/x.pth#sha') == _cache_path(
+        'https://h/x.pth?v=1') == _cache_path('https://h/x.pth')
+    assert _cache_path('https://h/x.pth').endswith(
+        osp.join('checkpoints', 'x.pth'))
+
+
+def test_random_weights_advice_for_a_list_of_initialisations(tmp_path):
+    missing = str(tmp_path / 'w.pth')
+    cfg = Config(
+        dict(
+            model=dict(
+                backbone=dict(init_cfg=[
+                    dict(type='Kaiming', layer='Conv2d'),
+                    dict(type='Pretrained', checkpoint=missing)
+                ]))))
+    with pytest.raises(ValueError) as err:
+        check_pretrained_weights(cfg)
+    assert 'model.backbone.init_cfg.1.checkpoint' in str(err.value)
+    assert '--cfg-options model.backbone.init_cfg=None' in str(err.value)

@@ -15,6 +15,7 @@ Example:
 """
 import argparse
 import csv
+import os
 import os.path as osp
 
 import numpy as np
@@ -40,6 +41,11 @@ def parse_args(argv=None):
         '.json (tools/analysis/class_thresholds.py)')
     parser.add_argument(
         '--count', type=int, default=20, help='worst images drawn')
+    parser.add_argument(
+        '--image-root',
+        default='',
+        help='folder the relative image paths of the predictions are '
+        'under (default: the current folder, where tools/test.py ran)')
     return parser.parse_args(argv)
 
 
@@ -58,6 +64,11 @@ def main(argv=None) -> list:
     if args.count < 0:
         raise InvalidInputError(f'--count must be >= 0, got {args.count}.')
     out_dir = check_output_dir(args.out_dir, 'OUT_DIR')
+    pictures = osp.join(out_dir, 'worst')
+    if osp.isdir(pictures) and os.listdir(pictures):
+        raise InvalidInputError(
+            f'{pictures} already holds pictures (of an earlier analysis); '
+            'give another OUT_DIR, or remove that folder.')
     arrays = load_prediction_arrays(args.predictions)
     classes = arrays['classes']
     thresholds = thresholds_from(args.thr, classes)
@@ -79,16 +90,16 @@ def main(argv=None) -> list:
             ])
     drawn = []
     for rank, e in enumerate(ranked[:args.count], 1):
-        path = arrays['img_paths'][e.image]
+        path = osp.join(args.image_root, arrays['img_paths'][e.image])
         try:
             with Image.open(path) as image:
                 pixels = np.asarray(image.convert('RGB'))
-        except OSError as err:
+        except (OSError, Image.DecompressionBombError) as err:
             print(f'Not drawn: {path}: {err}')
             continue
         name = osp.splitext(osp.basename(path))[0] or f'image{e.image}'
-        out = osp.join(out_dir, 'worst', f'{rank:03d}_{name}.png')
-        check_output_dir(osp.dirname(out), 'OUT_DIR/worst')
+        out = osp.join(pictures, f'{rank:03d}_{name}.png')
+        check_output_dir(pictures, 'OUT_DIR/worst')
         draw_decision_errors(pixels, e, classes, out)
         drawn.append(out)
     misses = sum(len(e.misses) for e in errors)
