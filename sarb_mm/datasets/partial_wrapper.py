@@ -15,23 +15,28 @@ from .partial_labels import (load_partial_labels, make_partial_labels,
 from .sparse_labels import SparseLabels
 
 
-def full_label_matrix(dataset) -> np.ndarray:
+def full_label_matrix(dataset, rows: Optional[range] = None) -> np.ndarray:
     """Build the (N_img, C) matrix of 1 / -1 (and 0 for ignored) labels.
 
     Works for any mmpretrain multi-label dataset whose data infos carry
     ``gt_label`` (positive class indices) and optionally
     ``gt_label_difficult`` (classes to leave unknown).
+
+    Args:
+        dataset: The dataset.
+        rows (range, optional): Only these images. Defaults to all.
     """
+    rows = range(len(dataset)) if rows is None else rows
     known = getattr(dataset, 'known_labels', None)
     if known is not None:  # a natively partial dataset: its packed rows
-        return known().to_dense()
+        return known().to_dense(rows.start, rows.stop)
     num_classes = len(dataset.metainfo['classes'])
-    labels = -np.ones((len(dataset), num_classes), dtype=np.int8)
-    for idx in range(len(dataset)):
+    labels = -np.ones((len(rows), num_classes), dtype=np.int8)
+    for row, idx in enumerate(rows):
         info = dataset.get_data_info(idx)
         difficult = info.get('gt_label_difficult', [])
-        labels[idx, np.asarray(difficult, dtype=np.int64)] = 0
-        labels[idx, np.asarray(info['gt_label'], dtype=np.int64)] = 1
+        labels[row, np.asarray(difficult, dtype=np.int64)] = 0
+        labels[row, np.asarray(info['gt_label'], dtype=np.int64)] = 1
     return labels
 
 
@@ -44,26 +49,14 @@ def sparse_label_matrix(dataset) -> SparseLabels:
     known = getattr(dataset, 'known_labels', None)
     if known is not None:
         return known()
-    chunks, step = [], 8192
-    for start in range(0, len(dataset), step):
-        chunk = range(start, min(start + step, len(dataset)))
-        chunks.append(
-            SparseLabels.from_dense(full_label_matrix(_Rows(dataset, chunk))))
+    step = 8192
+    chunks = [
+        SparseLabels.from_dense(
+            full_label_matrix(dataset,
+                              range(start, min(start + step, len(dataset)))))
+        for start in range(0, len(dataset), step)
+    ]
     return SparseLabels.concatenate(chunks, len(dataset.metainfo['classes']))
-
-
-class _Rows:
-    """Some images of a dataset, as far as :func:`full_label_matrix` looks."""
-
-    def __init__(self, dataset, rows: range) -> None:
-        self.dataset, self.rows, self.metainfo = dataset, rows, \
-            dataset.metainfo
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def get_data_info(self, idx: int) -> dict:
-        return self.dataset.get_data_info(self.rows[idx])
 
 
 @DATASETS.register_module()

@@ -77,36 +77,13 @@ def check_dataset_roots(cfg, splits: Sequence[str]) -> None:
                     '(configs/*_demo_p10.py): it generates its data.')
 
 
-def _pretrained_entries(node, key: str) -> Iterator[Tuple[str, str]]:
-    """(config key, checkpoint) of every ``init_cfg`` of type Pretrained."""
-    if isinstance(node, dict):
-        init = node.get('init_cfg')
-        inits = init if isinstance(init, list) else [init]
-        for i, entry in enumerate(inits):
-            if isinstance(entry, dict) and entry.get(
-                    'type') == 'Pretrained' and entry.get('checkpoint'):
-                where = f'{key}.init_cfg' + (f'.{i}'
-                                             if isinstance(init, list) else '')
-                yield where, entry['checkpoint']
-        for name, value in node.items():
-            if name != 'init_cfg':
-                yield from _pretrained_entries(value, f'{key}.{name}')
-    elif isinstance(node, list):
-        for i, value in enumerate(node):
-            yield from _pretrained_entries(value, f'{key}.{i}')
-
-
-def _file_entries(node, key: str, name: str) -> Iterator[Tuple[str, str]]:
-    """(config key, value) of every str entry called ``name``."""
-    if isinstance(node, dict):
-        for child, value in node.items():
-            if child == name and isinstance(value, str):
-                yield f'{key}.{child}', value
-            else:
-                yield from _file_entries(value, f'{key}.{child}', name)
-    elif isinstance(node, list):
-        for i, value in enumerate(node):
-            yield from _file_entries(value, f'{key}.{i}', name)
+def _config_items(node, key: str) -> Iterator[Tuple[str, object]]:
+    """(config key, value) of every entry under ``node``, at any depth."""
+    children = node.items() if isinstance(
+        node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for name, value in children:
+        yield f'{key}.{name}', value
+        yield from _config_items(value, f'{key}.{name}')
 
 
 def _cache_path(url: str) -> str:
@@ -137,8 +114,11 @@ def check_pretrained_weights(cfg, download: bool = True) -> None:
     Raises:
         InvalidInputError: Naming the config key and the ways out.
     """
-    entries = list(_pretrained_entries(cfg.get('model'), 'model'))
-    for key, checkpoint in entries:
+    items = list(_config_items(cfg.get('model'), 'model'))
+    pretrained = [(key, init.get('checkpoint')) for key, init in items
+                  if '.init_cfg' in key and isinstance(init, dict)
+                  and init.get('type') == 'Pretrained']
+    for key, checkpoint in pretrained:
         if not isinstance(checkpoint, str):
             continue
         # Random weights: no init_cfg at all (a list cannot hold None).
@@ -166,7 +146,9 @@ def check_pretrained_weights(cfg, download: bool = True) -> None:
                 f'(or copy it into {osp.dirname(_cache_path(checkpoint))}), '
                 f'or start from random weights with --cfg-options '
                 f'{random}=None.') from None
-    for key, path in _file_entries(cfg.get('model'), 'model', 'word_vectors'):
+    for key, path in items:
+        if not key.endswith('.word_vectors') or not isinstance(path, str):
+            continue
         if '://' not in path and not osp.isfile(path):
             raise InvalidInputError(
                 f'The class embeddings {path!r} (config key {key}) do not '

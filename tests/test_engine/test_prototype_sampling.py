@@ -1,13 +1,11 @@
 """Prototype pass with bounded memory: bottom-k sample per class, the same
 for any batch size, worker count or world size."""
 import os.path as osp
-import socket
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
-import torch.distributed as torch_dist
 import torch.multiprocessing as mp
 from mmengine.dataset import pseudo_collate
 from mmengine.dist import get_dist_info
@@ -21,6 +19,7 @@ from sarb_mm.engine.hooks.prototype_sampling import (BottomKPositives,
                                                      select_bottom_k)
 from sarb_mm.models.utils import kmeans
 from sarb_mm.utils.errors import InvalidInputError
+from tests.gloo import free_port, gloo_group
 from tests.test_engine.test_prototype_hook import _batch, fake_runner
 from tests.tiny_sarb import build_tiny_sarb
 
@@ -234,24 +233,13 @@ def test_class_kmeans_uses_its_own_generator():
 
 
 def _worker(rank, port, out_dir):
-    torch_dist.init_process_group(
-        'gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank, world_size=2)
-    try:
+    with gloo_group(rank, port):
         torch.set_num_threads(1)
         assert get_dist_info() == (rank, 2)
         results = dict(
             sharded=_capped_pass(_sharded_batches(rank, 2)),
             loader=_capped_pass(_loader(3, 0)))
         torch.save(results, osp.join(out_dir, f'rank{rank}.pth'))
-    finally:
-        torch_dist.barrier()
-        torch_dist.destroy_process_group()
-
-
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
 
 
 @pytest.mark.slow
@@ -259,7 +247,7 @@ def test_two_gloo_processes_match_one(tmp_path):
     """The ranks merge their samples into the one-process sample and
     cluster the classes in parallel into the one-process prototypes."""
     single = _capped_pass(_loader(2, 0))
-    mp.spawn(_worker, args=(_free_port(), str(tmp_path)), nprocs=2)
+    mp.spawn(_worker, args=(free_port(), str(tmp_path)), nprocs=2)
     seen = []
     for rank in (0, 1):
         results = torch.load(tmp_path / f'rank{rank}.pth')

@@ -1,13 +1,13 @@
 """Two gloo processes: collecting results across ranks keeps float64."""
 import os.path as osp
 import pickle
-import socket
 
 import numpy as np
 import pytest
 import torch
-import torch.distributed as torch_dist
 import torch.multiprocessing as mp
+
+from tests.gloo import free_port, gloo_group
 
 pytestmark = pytest.mark.slow
 
@@ -51,34 +51,20 @@ def _evaluate(indices, collect_device, out_file=None):
 
 
 def _worker(rank, port, out_dir):
-    torch_dist.init_process_group(
-        'gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank, world_size=2)
-    try:
+    with gloo_group(rank, port):
         # As DistributedSampler splits 5 samples: rank 1 gets a padded
         # copy of sample 0, which collect_results must drop.
         indices = [0, 2, 4] if rank == 0 else [1, 3, 0]
         for device in ('cpu', 'gpu'):
             out_file = osp.join(out_dir, f'{device}_rank{rank}.pkl')
             _evaluate(indices, device, out_file)
-    finally:
-        # Leave together: a rank that tears gloo down while its peer still
-        # talks to it aborts ("terminate called without an active
-        # exception").
-        torch_dist.barrier()
-        torch_dist.destroy_process_group()
-
-
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
 
 
 def test_two_rank_collection_keeps_float64(tmp_path):
     single, dtypes = _evaluate(range(len(LOGITS)), 'cpu')
     assert dtypes == ['float64'] * 5
     assert single['interp-multi-label/AP_0'] == 100.0
-    mp.spawn(_worker, args=(_free_port(), str(tmp_path)), nprocs=2)
+    mp.spawn(_worker, args=(free_port(), str(tmp_path)), nprocs=2)
     # 'gpu' collection pickles objects into tensors (all_gather_object);
     # under gloo it runs on CPU, through the same code path.
     for device in ('cpu', 'gpu'):

@@ -1,25 +1,22 @@
 """Two processes on CPU (gloo) through tools/dist_*.sh, as users run them."""
 import os
 import os.path as osp
-import socket
 
 import pytest
 import torch
 
+from ..gloo import free_port
 from .tiny import REPO, read_scalars, run_tool, tiny_options
 
 pytestmark = pytest.mark.slow
 
 
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return str(sock.getsockname()[1])
-
-
 def _env():
     env = dict(
-        os.environ, PORT=_free_port(), PYTHONPATH=REPO, OMP_NUM_THREADS='1')
+        os.environ,
+        PORT=str(free_port()),
+        PYTHONPATH=REPO,
+        OMP_NUM_THREADS='1')
     return env
 
 

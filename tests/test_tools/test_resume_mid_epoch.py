@@ -3,7 +3,6 @@ the next batch and ends bit-identical to an uninterrupted one."""
 import os
 import os.path as osp
 import shutil
-import socket
 import subprocess
 
 import numpy as np
@@ -12,6 +11,7 @@ import torch
 
 import sarb_mm  # noqa: F401  (checkpoint allowlist)
 from sarb_mm.datasets.transforms import SeedFromSample
+from ..gloo import free_port
 from .tiny import REPO, read_scalars, run_tool, tiny_options
 
 CONFIG = 'configs/sarb_r18_demo_p10.py'
@@ -46,15 +46,12 @@ def _train(work_dir,
         check=check)
 
 
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return str(sock.getsockname()[1])
-
-
 def _train_two_processes(work_dir, demo_root, extra=()):
     env = dict(
-        os.environ, PORT=_free_port(), PYTHONPATH=REPO, OMP_NUM_THREADS='1')
+        os.environ,
+        PORT=str(free_port()),
+        PYTHONPATH=REPO,
+        OMP_NUM_THREADS='1')
     proc = subprocess.run(
         ['bash', 'tools/dist_train.sh', CONFIG, '2', '--work-dir', work_dir] +
         list(extra) + ['--cfg-options'] + _options(demo_root, workers=1),
