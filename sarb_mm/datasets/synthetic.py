@@ -79,6 +79,10 @@ _P_EMPTY = 0.06  # images with no object at all (all-negative labels)
 _NUM_OBJECTS_P = (0.35, 0.30, 0.20, 0.15)  # P(1..4 objects | not empty)
 _P_IN_SCENE = 0.8  # an object comes from its scene's set, else any class
 _OBJ_SIZE = (0.22, 0.38)  # object extent as a fraction of the image side
+# An object is labelled only if at least this fraction of its drawn pixels
+# is left uncovered by the objects and strokes drawn after it: a person
+# looking at the image must be able to see what the label says.
+MIN_VISIBLE_FRACTION = 0.5
 _JPEG_QUALITY = 90
 # Written first into a directory the generator owns; only such a directory
 # (or an empty one) is ever written to.
@@ -290,28 +294,81 @@ def _render_scene(rng, size):
         tuple: The PIL image and a list of ``(category_index, bbox)`` with
         bbox ``[x, y, w, h]`` in pixels.
     """
-    # Labels are drawn before anything size-dependent consumes the stream,
-    # so one seed gives the same labels at every ``image_size``.
-    labels = _sample_labels(rng)
+    # The objects are drawn before anything size-dependent consumes the
+    # stream, so one seed draws the same objects at every ``image_size``
+    # (which of them stay visible enough to be labelled can differ).
+    drawn = _sample_labels(rng)
     img = _background(rng, size)
     draw = ImageDraw.Draw(img)
     _draw_clutter(rng, draw, size)
 
-    objects, boxes = [], []
-    for cat_idx in labels:
+    masks, boxes = [], []
+    for cat_idx in drawn:
         _, color_name, shape = _CATEGORY_TABLE[cat_idx]
         extent = rng.uniform(*_OBJ_SIZE) * size
         center = _place(rng, size, extent, boxes)
-        bbox = _draw_shape(draw, rng, shape,
-                           _jitter_color(rng, _COLORS[color_name]), center,
-                           extent)
+        mask = Image.new('1', (size, size))
+        bbox = _draw_shape(
+            _MaskedDraw(draw, ImageDraw.Draw(mask)), rng, shape,
+            _jitter_color(rng, _COLORS[color_name]), center, extent)
         boxes.append(bbox)
-        objects.append((cat_idx, _to_xywh(bbox, size)))
+        masks.append(np.asarray(mask))
 
     # A few thin strokes on top so objects are sometimes partly occluded.
+    strokes = Image.new('1', (size, size))
+    stroke_draw = _MaskedDraw(draw, ImageDraw.Draw(strokes))
     for _ in range(rng.integers(0, 3)):
-        _draw_line(rng, draw, size, _muted_color(rng))
+        _draw_line(rng, stroke_draw, size, _muted_color(rng))
+    visible = visible_fractions(masks + [np.asarray(strokes)])[:len(masks)]
+    objects = [(cat_idx, _to_xywh(bbox, size))
+               for cat_idx, bbox, fraction in zip(drawn, boxes, visible)
+               if fraction >= MIN_VISIBLE_FRACTION]
     return img, objects
+
+
+def visible_fractions(masks):
+    """Fraction of each layer's pixels that no later layer covers.
+
+    Args:
+        masks (list[np.ndarray]): Boolean ``H x W`` masks in drawing order
+            (later layers are painted over earlier ones).
+
+    Returns:
+        list[float]: One fraction per mask; 0 for an empty mask.
+    """
+    fractions = []
+    covered = np.zeros_like(masks[0], dtype=bool) if masks else None
+    for mask in reversed(masks):
+        mask = np.asarray(mask, dtype=bool)
+        area = int(mask.sum())
+        seen = int((mask & ~covered).sum())
+        fractions.append(seen / area if area else 0.0)
+        covered |= mask
+    return fractions[::-1]
+
+
+class _MaskedDraw:
+    """Draws on the image and, in the same geometry, on a 1-bit mask."""
+
+    def __init__(self, draw, mask_draw):
+        self._draw = draw
+        self._mask_draw = mask_draw
+
+    def ellipse(self, xy, fill=None, outline=None, width=1):
+        self._draw.ellipse(xy, fill=fill, outline=outline, width=width)
+        self._mask_draw.ellipse(
+            xy,
+            fill=None if fill is None else 1,
+            outline=None if outline is None else 1,
+            width=width)
+
+    def polygon(self, xy, fill=None):
+        self._draw.polygon(xy, fill=fill)
+        self._mask_draw.polygon(xy, fill=1)
+
+    def line(self, xy, fill=None, width=1):
+        self._draw.line(xy, fill=fill, width=width)
+        self._mask_draw.line(xy, fill=1, width=width)
 
 
 def _background(rng, size):
@@ -357,9 +414,9 @@ def _place(rng, size, extent, boxes, tries=10):
     """Choose an object centre that keeps it mostly visible.
 
     Rejection-samples centres whose box overlaps earlier objects by less
-    than 30% IoU, falling back to the last try so the number of objects
-    (and therefore the labels) never depends on whether placement
-    succeeded.
+    than 30% IoU, falling back to the last try so the number of drawn
+    objects never depends on whether placement succeeded. Boxes are only
+    a proxy: :func:`visible_fractions` decides which objects are labelled.
     """
     half = extent / 2
     for _ in range(tries):

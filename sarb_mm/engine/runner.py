@@ -3,6 +3,7 @@ import os
 import os.path as osp
 import tempfile
 
+import torch
 from mmengine.dist import master_only
 from mmengine.optim import OptimWrapperDict
 from mmengine.registry import RUNNERS
@@ -59,6 +60,15 @@ class CheckedRunner(Runner):
       the epoch's first batches again); another epoch-based loop resumed
       there is warned about.
     """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # Float reductions split over another number of threads sum in
+        # another order, so a CPU run is reproduced only with this number.
+        self.logger.info(
+            f'CPU threads: {torch.get_num_threads()} (torch intra-op); '
+            'CPU results vary with the thread count and the machine (set '
+            'OMP_NUM_THREADS to reproduce a run).')
 
     @classmethod
     def from_cfg(cls, cfg) -> 'CheckedRunner':

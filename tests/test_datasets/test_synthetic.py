@@ -115,14 +115,52 @@ def test_deterministic(tmp_path):
     assert len([f for f in mismatch if f.endswith('.jpg')]) >= 8
 
 
-def test_labels_do_not_depend_on_image_size(tmp_path):
+def drawn_label_matrix(split_idx, num, seed=0):
+    """Which classes each image draws, before visibility is judged."""
+    drawn = np.zeros((num, len(DEMO_CATEGORIES)), dtype=np.int64)
+    for i in range(num):
+        rng = np.random.default_rng([seed, split_idx, i])
+        drawn[i, synthetic._sample_labels(rng)] = 1
+    return drawn
+
+
+def test_drawn_objects_do_not_depend_on_image_size(tmp_path):
     small = make_demo_dataset(
-        str(tmp_path / 's'), num_train=30, num_val=0, image_size=32)
+        str(tmp_path / 's'), num_train=60, num_val=0, image_size=32)
     large = make_demo_dataset(
-        str(tmp_path / 'l'), num_train=30, num_val=0, image_size=80)
-    np.testing.assert_array_equal(
-        label_matrix(small['ann_files']['train']),
-        label_matrix(large['ann_files']['train']))
+        str(tmp_path / 'l'), num_train=60, num_val=0, image_size=80)
+    drawn = drawn_label_matrix(0, 60)
+    small_labels = label_matrix(small['ann_files']['train'])
+    large_labels = label_matrix(large['ann_files']['train'])
+    # Labelled objects are the visible subset of one common drawing.
+    assert (small_labels <= drawn).all() and (large_labels <= drawn).all()
+    assert (small_labels != large_labels).mean() < 0.02
+
+
+def test_visible_fractions_by_hand():
+    bottom = np.zeros((4, 4), bool)
+    bottom[:2, :] = True  # 8 pixels
+    middle = np.zeros((4, 4), bool)
+    middle[1:3, :2] = True  # 4 pixels, 2 of them over ``bottom``
+    top = np.zeros((4, 4), bool)
+    top[2, 0] = True  # 1 pixel over ``middle``
+    empty = np.zeros((4, 4), bool)
+    assert synthetic.visible_fractions([bottom, middle, top, empty]) == \
+        [6 / 8, 3 / 4, 1.0, 0.0]
+
+
+def test_objects_mostly_hidden_are_not_labelled(tmp_path):
+    # val_000001 draws an orange_diamond and then two blue circles that
+    # cover most of it; before visibility was measured it was labelled.
+    info = make_demo_dataset(str(tmp_path), num_train=0, num_val=300)
+    drawn = drawn_label_matrix(1, 300)
+    labels = label_matrix(info['ann_files']['val'])
+    diamond = DEMO_CATEGORIES.index('orange_diamond')
+    assert drawn[0, diamond] == 1 and labels[0, diamond] == 0
+    assert labels[0, DEMO_CATEGORIES.index('blue_circle')] == 1
+    assert (labels <= drawn).all()
+    # The rule drops only a few objects: most scenes stay fully labelled.
+    assert 0 < (drawn - labels).sum() < 0.05 * drawn.sum()
 
 
 def test_cooccurrence_and_empty_images(tmp_path):

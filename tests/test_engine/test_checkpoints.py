@@ -233,3 +233,15 @@ def test_odd_checkpoint_paths_are_named_for_what_they_are(tmp_path):
             read_checkpoint(str(path))
         assert f'Checkpoint {path} {words}' in str(info.value)
         assert 'does not exist' not in str(info.value)
+
+
+def test_the_log_names_the_cpu_thread_count(tmp_path, monkeypatch):
+    """CPU results depend on the thread count, so the log records it."""
+    monkeypatch.setattr(torch, 'get_num_threads', lambda: 7)
+    runner = CheckedRunner(
+        model=_Toy(), work_dir=str(tmp_path), default_scope='mmpretrain')
+    log_file, = (h.baseFilename for h in runner.logger.handlers
+                 if hasattr(h, 'baseFilename'))
+    with open(log_file) as f:
+        log = f.read()
+    assert 'CPU threads: 7 (torch intra-op)' in log
