@@ -240,8 +240,9 @@ def test_the_log_names_the_cpu_thread_count(tmp_path, monkeypatch):
     monkeypatch.setattr(torch, 'get_num_threads', lambda: 7)
     runner = CheckedRunner(
         model=_Toy(), work_dir=str(tmp_path), default_scope='mmpretrain')
-    log_file, = (h.baseFilename for h in runner.logger.handlers
-                 if hasattr(h, 'baseFilename'))
+    log_file, = (
+        h.baseFilename for h in runner.logger.handlers
+        if hasattr(h, 'baseFilename'))
     with open(log_file) as f:
         log = f.read()
     assert 'CPU threads: 7 (torch intra-op)' in log
