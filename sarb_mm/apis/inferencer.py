@@ -83,7 +83,7 @@ class MultiLabelInferencer(ImageClassificationInferencer):
         cfg_options (dict, optional): Config overrides when ``model`` is a
             config.
 
-    Example:
+    Examples:
         >>> from sarb_mm.apis import MultiLabelInferencer
         >>> inferencer = MultiLabelInferencer(
         ...     'configs/sarb_r18_demo_p10.py', 'epoch_8.pth')

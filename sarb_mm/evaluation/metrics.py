@@ -513,14 +513,9 @@ class DumpResultsWithClasses(DumpResults):
     names, one shared tuple, so the pickle holds it once), which lets
     ``tools/analysis/pr_curves.py`` name the classes without the config.
     The other entries are exactly mmengine's, so mmpretrain's tools read
-    the file as before.
-
-    Args:
-        out_file_path (str): Path of the ``.pkl`` / ``.pickle`` file.
-        collect_device (str): Device used to collect results across ranks.
-            Defaults to 'cpu'.
-        collect_dir (str, optional): Directory for collecting results across
-            ranks when ``collect_device='cpu'``. Defaults to None.
+    the file as before. It takes ``DumpResults``' arguments:
+    ``out_file_path`` (the ``.pkl`` / ``.pickle`` file), ``collect_device``
+    (default ``'cpu'``) and ``collect_dir``.
     """
 
     # Returns no metric; a prefix only silences mmengine's warning.
