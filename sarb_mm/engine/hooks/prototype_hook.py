@@ -1,51 +1,25 @@
 """Keeps SARB's data-derived state up to date during training."""
-import functools
 import time
-from typing import List, Optional, Tuple
+from typing import Optional, Tuple
 
 import torch
-from mmengine.dist import (all_gather, all_reduce, broadcast, get_dist_info,
-                           is_main_process)
-from mmengine.hooks import Hook
-from mmengine.optim import OptimWrapperDict
+from mmengine.dist import all_reduce, broadcast, get_dist_info, is_main_process
 from mmengine.utils import ProgressBar
 from mmpretrain.registry import HOOKS
 from torch.utils.data import DataLoader
 
-from sarb_mm.datasets.partial_wrapper import sparse_label_matrix
-from sarb_mm.models.utils import cooccurrence_matrix, kmeans
+from sarb_mm.models.utils import kmeans
+from sarb_mm.utils.distributed import gather_rows
 from sarb_mm.utils.errors import InvalidInputError
 from sarb_mm.utils.validation import check_int
+from .label_graph_hook import LabelGraphHook
 from .partial_label_hook import unwrap_model
 from .prototype_sampling import (BottomKPositives, class_seed, pass_indices,
                                  pass_loader, pass_report)
 
 
-def gather_rows(rows: torch.Tensor) -> torch.Tensor:
-    """Concatenate every rank's (m_r, ...) tensor on every rank."""
-    count = torch.tensor([rows.shape[0]], device=rows.device)
-    counts = [int(c) for c in all_gather(count)]
-    padded = rows.new_zeros((max(counts), ) + tuple(rows.shape[1:]))
-    padded[:rows.shape[0]] = rows
-    parts = all_gather(padded)
-    return torch.cat([part[:n] for part, n in zip(parts, counts)])
-
-
-def _optimizers(optim_wrapper) -> List[torch.optim.Optimizer]:
-    wrappers = (
-        optim_wrapper.values()
-        if isinstance(optim_wrapper, OptimWrapperDict) else [optim_wrapper])
-    return [wrapper.optimizer for wrapper in wrappers]
-
-
-def _drop_idle_gradients(head, optimizer, args, kwargs) -> None:
-    """Optimizer step pre-hook: idle parameters have no gradient at all."""
-    for param in head.idle_parameters():
-        param.grad = None
-
-
 @HOOKS.register_module()
-class PrototypeHook(Hook):
+class PrototypeHook(LabelGraphHook):
     """Co-occurrence, prototypes and training progress for ``SARBHead``.
 
     - Before training: the co-occurrence matrix from the training partial
@@ -90,6 +64,8 @@ class PrototypeHook(Hook):
     # After DistSamplerSeedHook (NORMAL) has set the sampler's epoch, so the
     # pass sees the same order in an uninterrupted and a resumed run.
     priority = 'BELOW_NORMAL'
+    required_method = 'set_prototypes'
+    head_names = 'SARBHead'
 
     def __init__(self,
                  interval: int = 5,
@@ -111,28 +87,9 @@ class PrototypeHook(Hook):
             raise InvalidInputError(
                 f'PrototypeHook seed must be below 2**63 - 2**16, got {seed}.')
 
-    @staticmethod
-    def _head(runner):
-        head = getattr(unwrap_model(runner.model), 'head', None)
-        if not hasattr(head, 'set_prototypes'):
-            raise TypeError('PrototypeHook needs a model whose head is '
-                            f'SARBHead, got {type(head).__name__}.')
-        return head
-
     def before_train(self, runner) -> None:
+        super().before_train(runner)
         head = self._head(runner)
-        dataset = runner.train_dataloader.dataset
-        labels = getattr(dataset, 'partial_labels', None)
-        if labels is None:  # its own labels, in sparse rows
-            labels = sparse_label_matrix(dataset)
-        head.cooccurrence.copy_(cooccurrence_matrix(labels))
-        for handle in getattr(self, '_step_hooks', []):
-            handle.remove()
-        self._step_hooks = [
-            optimizer.register_step_pre_hook(
-                functools.partial(_drop_idle_gradients, head))
-            for optimizer in _optimizers(runner.optim_wrapper)
-        ]
         if ((head.use_ilrb or head.use_plrb)
                 and head.blend_start_epoch >= runner.max_epochs):
             runner.logger.warning(
@@ -155,13 +112,6 @@ class PrototypeHook(Hook):
         if (((epoch - start) % self.interval == 0 and not resumed_mid_epoch)
                 or not head.has_prototypes):
             self.update_prototypes(runner, epoch)
-
-    def before_train_iter(self,
-                          runner,
-                          batch_idx: int,
-                          data_batch: Optional[dict] = None) -> None:
-        self._head(runner).set_progress(runner.epoch, batch_idx,
-                                        len(runner.train_dataloader))
 
     @torch.no_grad()
     def update_prototypes(self, runner, epoch: int) -> None:

@@ -1,23 +1,20 @@
 """SARB head: graph interaction, classifier and the two blending branches."""
-import math
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
-from mmpretrain.models.heads import MultiLabelClsHead
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
 from sarb_mm.utils.validation import check_int, check_weight
-from ..utils import (GatedGraphPropagation, draw_prototype_classes,
-                     instance_blend, instance_blend_mask, prototype_blend,
+from ..utils import (draw_prototype_classes, instance_blend,
+                     instance_blend_mask, prototype_blend,
                      prototype_blend_mask)
-from ..utils.graph import masked_rows_linear
+from .graph_head import GraphClassifierHead
 
 
 @MODELS.register_module()
-class SARBHead(MultiLabelClsHead):
+class SARBHead(GraphClassifierHead):
     """Graph interaction + per-class classifier, with ILRB and PLRB.
 
     The main branch classifies the category features; in training, from
@@ -61,11 +58,14 @@ class SARBHead(MultiLabelClsHead):
                      type='CategoryContrastiveLoss', loss_weight=0.05),
                  thr: float = 0.5,
                  init_cfg: Optional[dict] = None) -> None:
-        super().__init__(loss=loss, thr=thr, init_cfg=init_cfg)
-        self.num_classes = check_int(num_classes, 'SARBHead num_classes')
-        in_channels = check_int(in_channels, 'SARBHead in_channels')
-        out_channels = check_int(out_channels, 'SARBHead out_channels')
-        num_steps = check_int(num_steps, 'SARBHead num_steps')
+        super().__init__(
+            num_classes,
+            in_channels,
+            out_channels,
+            num_steps,
+            loss=loss,
+            thr=thr,
+            init_cfg=init_cfg)
         self.num_prototypes = check_int(num_prototypes,
                                         'SARBHead num_prototypes')
         self.blend_start_epoch = check_int(
@@ -80,75 +80,24 @@ class SARBHead(MultiLabelClsHead):
             MODELS.build(contrastive_loss)
             if contrastive_loss is not None else None)
 
-        self.graph = GatedGraphPropagation(in_channels, num_steps)
-        self.fc = nn.Linear(2 * in_channels, out_channels)
-        bound = 1 / math.sqrt(out_channels)
-        self.class_weight = nn.Parameter(
-            torch.empty(num_classes, out_channels).uniform_(-bound, bound))
-        self.class_bias = nn.Parameter(
-            torch.empty(num_classes).uniform_(-bound, bound))
         # Learnable blending weights, clamped into [0, 1] at every use.
         self.alpha = nn.Parameter(torch.tensor(0.5))
         self.beta = nn.Parameter(torch.tensor(0.5))
         # Data-derived state: buffers, so checkpoints carry it.
-        self.register_buffer('cooccurrence',
-                             torch.zeros(num_classes, num_classes))
         self.register_buffer(
             'prototypes', torch.zeros(num_classes, num_prototypes,
                                       in_channels))
         self.register_buffer('prototype_mask',
                              torch.zeros(num_classes, dtype=torch.bool))
-        self.progress: Optional[Tuple[int, int, int]] = None
 
     @property
     def has_prototypes(self) -> bool:
         return bool(self.prototype_mask.any())
 
-    def set_progress(self, epoch: int, iter_in_epoch: int,
-                     iters_per_epoch: int) -> None:
-        """Tell the head where training is (blending switch, warm-up)."""
-        self.progress = (epoch, iter_in_epoch, iters_per_epoch)
-
     def set_prototypes(self, prototypes: torch.Tensor,
                        mask: torch.Tensor) -> None:
         self.prototypes.copy_(prototypes)
         self.prototype_mask.copy_(mask)
-
-    def classify(
-        self,
-        features: torch.Tensor,
-        variants: Sequence[Tuple[torch.Tensor, torch.Tensor]] = ()
-    ) -> torch.Tensor:
-        """Logits of category features (B, C, D) and of blended variants.
-
-        Args:
-            features (Tensor): Category features F (B, C, D).
-            variants: ``(delta, mask)`` pairs for ``F + delta`` with delta
-                zero outside the bool (B, C) mask; they share F's work
-                where the math allows (see ``GatedGraphPropagation``).
-
-        Returns:
-            Tensor: Logits ((1 + len(variants)) * B, C), F's first.
-        """
-        nodes = self.graph(features, self.cooccurrence, variants)
-        width = features.shape[-1]
-        # fc([h; f]) = W_h h + W_f f + b, and W_f (F + delta) = W_f F +
-        # W_f delta with delta nonzero on the masked rows only.
-        own = F.linear(features, self.fc.weight[:, width:])
-        own = torch.cat([own] + [
-            own + masked_rows_linear(delta, mask, self.fc.weight[:, width:])
-            for delta, mask in variants
-        ])
-        hidden = torch.tanh(
-            F.linear(nodes, self.fc.weight[:, :width], self.fc.bias) + own)
-        return (hidden * self.class_weight).sum(-1) + self.class_bias
-
-    def pre_logits(self, feats: Sequence[torch.Tensor]) -> torch.Tensor:
-        return feats[-1]
-
-    def forward(self, feats: Sequence[torch.Tensor]) -> torch.Tensor:
-        """Main-branch logits; the scores are their sigmoid."""
-        return self.classify(self.pre_logits(feats))
 
     def blending_active(self) -> Tuple[bool, bool]:
         """Whether the ILRB and the PLRB branch run at the current step."""
@@ -178,11 +127,7 @@ class SARBHead(MultiLabelClsHead):
              **kwargs) -> Dict[str, torch.Tensor]:
         features = self.pre_logits(feats)
         targets = self._partial_targets(data_samples, features.device)
-        if self.progress is None:
-            raise RuntimeError(
-                'SARBHead does not know the training progress: add '
-                "dict(type='PrototypeHook') to custom_hooks.")
-        epoch, iter_in_epoch, iters_per_epoch = self.progress
+        self._require_progress()
         run_ilrb, run_plrb = self.blending_active()
 
         names, variants, branch_targets = ['loss_cls'], [], [targets]
@@ -224,25 +169,8 @@ class SARBHead(MultiLabelClsHead):
             losses['loss_cls'] = losses['loss_cls'] + 0.0 * sum(idle)
         if self.contrastive_loss is not None:
             # Warm-up of the published runs during the first epoch.
-            warmup = (iter_in_epoch / iters_per_epoch if epoch == 0 else 1.0)
-            losses['loss_con'] = warmup * self.contrastive_loss(
+            losses['loss_con'] = self.warmup() * self.contrastive_loss(
                 features, targets)
         losses['alpha'] = self.alpha.detach().clamp(0, 1)
         losses['beta'] = self.beta.detach().clamp(0, 1)
         return losses
-
-    def _get_predictions(self, cls_score: torch.Tensor,
-                         data_samples: List[DataSample]):
-        # float32 sigmoid is exactly 1.0 from logit ~16.6 on, which would tie
-        # confident images in the mAP ranking; float64 keeps their order.
-        return super()._get_predictions(cls_score.double(), data_samples)
-
-    def _partial_targets(self, data_samples: List[DataSample],
-                         device: torch.device) -> torch.Tensor:
-        if 'gt_score' not in data_samples[0]:
-            raise ValueError(
-                'SARBHead needs -1/0/1 partial labels (gt_score) in the data '
-                'samples: wrap the training dataset in '
-                "dict(type='PartialLabelDataset', ...).")
-        targets = torch.stack([s.gt_score for s in data_samples])
-        return targets.to(device=device, dtype=torch.float32)
