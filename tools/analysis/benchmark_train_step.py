@@ -68,6 +68,11 @@ def build_model(path, args):
             torch.randn_like(head.prototypes),
             torch.ones_like(head.prototype_mask))
         head.set_progress(head.blend_start_epoch, 1, 2)
+    elif hasattr(head, 'pseudo_label_epoch'):  # SST: pseudo labels on
+        num_classes = head.num_classes
+        head.cooccurrence.copy_(torch.rand(num_classes, num_classes))
+        head.feature_bank.normal_()
+        head.set_progress(head.pseudo_label_epoch + 4, 1, 2)
     return model
 
 
