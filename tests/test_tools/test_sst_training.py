@@ -26,12 +26,19 @@ def sst_options(demo_root, epochs=3):
     ]
 
 
-@pytest.mark.slow
-def test_sst_trains_and_tests(tmp_path):
-    demo_root, work_dir = str(tmp_path / 'demo'), str(tmp_path / 'work')
+@pytest.fixture(scope='module')
+def sst_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp('sst')
+    demo_root, work_dir = str(root / 'demo'), str(root / 'work')
     run_tool(
         ['tools/train.py', CONFIG, '--work-dir', work_dir, '--cfg-options'] +
         sst_options(demo_root))
+    return demo_root, work_dir
+
+
+@pytest.mark.slow
+def test_sst_trains_and_tests(tmp_path, sst_run):
+    demo_root, work_dir = sst_run
     train = [s for s in read_scalars(work_dir) if 'loss' in s]
     assert len(train) == 12  # 64 images / batch 16 x 3 epochs
     for key in ('loss_cls', 'loss_intra', 'loss_inter', 'loss_pair',
@@ -59,3 +66,33 @@ def test_sst_trains_and_tests(tmp_path):
     ] + sst_options(demo_root))
     metric = read_scalars(test_dir)[-1]['interp-multi-label/mAP']
     assert 0 < metric <= 100
+
+
+@pytest.mark.slow
+def test_sst_resumes_exactly_with_its_bank(tmp_path, sst_run):
+    demo_root, full_dir = sst_run
+    work_dir = str(tmp_path / 'resumed')
+    crashing = tmp_path / 'crashing.py'
+    crashing.write_text(
+        f"_base_ = '{osp.abspath(CONFIG)}'\n"
+        "custom_imports = dict(imports=['sarb_mm', "
+        "'tests.test_tools.interrupt_hook'], allow_failed_imports=False)\n"
+        "custom_hooks = [dict(type='PartialLabelHook'), "
+        "dict(type='EpochSeedHook'), dict(type='LabelGraphHook'), "
+        "dict(type='InterruptAfterEpochHook', epoch=1)]\n")
+    options = ['--cfg-options'] + sst_options(demo_root)
+    proc = run_tool(
+        ['tools/train.py',
+         str(crashing), '--work-dir', work_dir] + options,
+        check=False)
+    assert proc.returncode != 0 and 'simulated crash' in proc.stderr
+    run_tool(
+        ['tools/train.py',
+         str(crashing), '--work-dir', work_dir, '--resume'] + options)
+    full, resumed = (
+        torch.load(
+            osp.join(d, 'epoch_3.pth'), map_location='cpu',
+            weights_only=True)['state_dict'] for d in (full_dir, work_dir))
+    assert full.keys() == resumed.keys()
+    for key, value in full.items():
+        assert torch.equal(value, resumed[key]), key
