@@ -1,7 +1,16 @@
+import os
+
 import pytest
 import torch
 
 from tests.log_capture import collect_warnings
+
+
+# Under pytest-xdist (`-n 2`) every worker runs its share of the suite: the
+# tools the tests start get one thread each, so that the workers' processes
+# share the cores instead of each taking all of them.
+if os.environ.get('PYTEST_XDIST_WORKER'):
+    os.environ.setdefault('OMP_NUM_THREADS', '1')
 
 
 @pytest.fixture(autouse=True, scope='session')
