@@ -68,6 +68,9 @@ def test_config_builds(path, tmp_path):
         assert cfg.optim_wrapper.optimizer.lr == 1e-5
         if backbone in ('r101', 'convnext-t'):  # the published freezing
             assert cfg.model.backbone.frozen_stages == 3
+        if backbone == 'r101' and method != 'baseline':
+            # the published ResNet's final AvgPool2d(2, stride=2)
+            assert cfg.model.neck.input_pool == 2
         assert cfg.model.backbone.init_cfg.type == 'Pretrained'
         # The published loader drops the last incomplete training batch;
         # every test image is evaluated.

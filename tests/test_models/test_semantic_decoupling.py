@@ -117,6 +117,30 @@ def test_neck_matches_naive_eval(neck):
     torch.testing.assert_close(out.double(), expected, atol=1e-5, rtol=1e-5)
 
 
+def test_input_pool_is_the_published_resnet_average_pool(neck):
+    """The published ResNet-101 ends with nn.AvgPool2d(2, stride=2): the
+    neck with input_pool=2 attends over that pooled map (an odd side
+    drops its last row and column, as AvgPool2d does)."""
+    pooled = SemanticDecouplingNeck(
+        num_classes=C,
+        in_channels=DB,
+        feat_channels=D,
+        embed_dims=E,
+        attn_channels=I,
+        input_pool=2)
+    pooled.load_state_dict(neck.state_dict())
+    neck.eval()
+    pooled.eval()
+    x = torch.randn(B, DB, 7, 6, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        (out, ) = pooled((x, ))
+        maps = pooled.attention_maps((x, ))
+    fmap = naive_reduce(neck, nn.AvgPool2d(2, stride=2)(x))
+    expected, _ = naive_decouple(neck, fmap, neck.embeddings)
+    torch.testing.assert_close(out.double(), expected, atol=1e-5, rtol=1e-5)
+    assert maps.shape == (B, C, 3, 3)
+
+
 def test_neck_reduction_train_mode_uses_batch_stats(neck):
     neck.train()
     x = torch.randn(B, DB, H, W, generator=torch.Generator().manual_seed(2))

@@ -4,6 +4,7 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from mmengine.model import BaseModule
 from mmpretrain.registry import MODELS
 
@@ -91,6 +92,10 @@ class SemanticDecouplingNeck(BaseModule):
             fixed category embeddings (GloVe in the published runs). Without
             it the embeddings are learned (a documented fallback that is not
             the published setting).
+        input_pool (int): Side (and stride) of an average pooling of the
+            backbone map before the reduction; 1 for none. The published
+            ResNet-101 ends with ``AvgPool2d(2, stride=2)`` (a 7 x 7 map at
+            448 px), so the ResNet-101 configs set 2. Defaults to 1.
         init_cfg (dict, optional): Initialisation config.
     """
 
@@ -101,9 +106,11 @@ class SemanticDecouplingNeck(BaseModule):
                  embed_dims: Optional[int] = None,
                  attn_channels: int = 512,
                  word_vectors: Optional[str] = None,
+                 input_pool: int = 1,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         self.num_classes = check_int(num_classes, 'neck num_classes')
+        self.input_pool = check_int(input_pool, 'neck input_pool')
         for name, value in (('in_channels', in_channels),
                             ('feat_channels', feat_channels), ('attn_channels',
                                                                attn_channels)):
@@ -167,7 +174,10 @@ class SemanticDecouplingNeck(BaseModule):
         self, inputs: Sequence[torch.Tensor]
     ) -> Tuple[torch.Tensor, torch.Tensor, Tuple[int, int]]:
         """Reduced features (B, N, D), attention (B, N, C) and (H, W)."""
-        x = self.reduce(inputs[-1])
+        x = inputs[-1]
+        if self.input_pool > 1:
+            x = F.avg_pool2d(x, self.input_pool, stride=self.input_pool)
+        x = self.reduce(x)
         features = x.flatten(2).transpose(1, 2)  # (B, N, D)
         # w4 (W3 h + b3) + b4 == (w4 W3) h + (w4 b3 + b4): collapse once.
         score_weight = (self.attn_score.weight @ self.attn_fc.weight)[0]
