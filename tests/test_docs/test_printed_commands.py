@@ -35,9 +35,14 @@ PLACEHOLDERS = {
 # Synopses and commands that need what a test cannot have (a real dataset,
 # a GPU cluster, a log of a named run, shell variables).
 UNPARSABLE = re.compile(r'[<>\[\]$|]|\.\.\.|WORK_DIR|PARTITION|JOB\b')
-# Multi-run tools with their own end-to-end tests (tests/test_analysis,
-# tests/test_tools/test_mim.py): too long to run again here.
-NOT_RUN = ('compare_on_demo.py', 'sweep.py', 'mim ', 'pip ', 'pytest')
+# Commands whose runs other tests make anyway, with the same tool and
+# config (their arguments are still checked above): the multi-run tools
+# (tests/test_analysis, tests/test_tools/test_mim.py) and the JSON Lines
+# demo's training and test (tests/test_tools/test_jsonl_demo.py).
+NOT_RUN = ('compare_on_demo.py', 'sweep.py', 'mim ', 'pip ', 'pytest',
+           'train.py configs/sarb_r18_demo-jsonl.py',
+           'train.py configs/baseline_r18_demo-jsonl.py',
+           'test.py configs/sarb_r18_demo-jsonl.py')
 
 
 def printed_commands():
