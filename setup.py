@@ -7,11 +7,6 @@ import subprocess
 import sys
 from setuptools import find_packages, setup
 
-try:
-    from setuptools.command.editable_wheel import editable_wheel
-except ImportError:  # setuptools < 64: `setup.py develop`, seen by mim
-    editable_wheel = None
-
 REPO = osp.dirname(osp.abspath(__file__))
 # What `mim train/test sarb_mm` look for under sarb_mm/.mim.
 MIM_FILES = ('tools', 'configs', 'model-index.yml')
@@ -109,49 +104,6 @@ def add_mim_extension() -> None:
             shutil.copyfile(src_path, tar_path)
 
 
-class _RepositoryBeforeSitePackages:
-    """Wraps an editable-install strategy; adds a ``.pth`` line that puts
-    the repository before site-packages on ``sys.path``."""
-
-    def __init__(self, strategy, name: str, project_dir: str) -> None:
-        self.strategy = strategy
-        self.name = name
-        self.project_dir = osp.abspath(project_dir)
-
-    def __call__(self, wheel, files, mapping) -> None:
-        self.strategy(wheel, files, mapping)
-        line = ('import sys; sys.path.insert(next((i for i, p in '
-                'enumerate(sys.path) if p.rstrip("/\\\\").endswith('
-                '("site-packages", "dist-packages"))), len(sys.path)), '
-                f'{self.project_dir!r}) if {self.project_dir!r} not in '
-                'sys.path else None\n')
-        wheel.writestr(f'__editable__.{self.name}.mim.pth',
-                       line.encode('utf-8'))
-
-    def __enter__(self):
-        self.strategy.__enter__()
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.strategy.__exit__(*exc_info)
-
-
-class EditableWheelForMim(editable_wheel or object):
-    """``pip install -e .`` that mim can find.
-
-    mim locates a package through ``pkg_resources``, which places a PEP 660
-    editable install in site-packages, where no ``sarb_mm`` folder exists,
-    so ``mim train sarb_mm`` failed. As ``setup.py develop`` did, the
-    repository goes before site-packages on ``sys.path``: its
-    ``sarb_mm.egg-info`` is found first and mim uses ``sarb_mm/.mim`` there.
-    """
-
-    def _select_strategy(self, name, tag, build_lib):
-        return _RepositoryBeforeSitePackages(
-            super()._select_strategy(name, tag, build_lib), name,
-            self.project_dir)
-
-
 if __name__ == '__main__':
     add_mim_extension()
     tests_require = parse_requirements('requirements/tests.txt')
@@ -186,7 +138,5 @@ if __name__ == '__main__':
             'all': sorted(set(tests_require + optional_require)),
         },
         license='Apache-2.0',
-        cmdclass={'editable_wheel': EditableWheelForMim}
-        if editable_wheel else {},
         zip_safe=False,
     )

@@ -55,6 +55,8 @@ def printed_commands():
                                 re.S | re.M):
             for line in re.sub(r'\\\n\s*', ' ', block).split('\n'):
                 line = re.sub(r'(^|\s)#.*', '', line).strip()
+                if line.startswith('('):
+                    continue  # a subshell: not one of our commands
                 for command in line.split(' && '):
                     if command.strip():
                         commands.append((name, command.strip()))
@@ -92,8 +94,12 @@ def test_printed_command_names_real_files_and_valid_arguments(
     if tokens[:1] == ['pip'] and '-e' in tokens:
         extra = re.search(r'\[(\w+)\]', ' '.join(tokens))
         if extra:
-            assert osp.isfile(
-                osp.join(REPO, 'requirements', f'{extra.group(1)}.txt'))
+            with open(osp.join(REPO, 'setup.py')) as f:
+                extras = re.search(r'extras_require=\{(.*?)\}', f.read(),
+                                   re.S).group(1)
+            assert f"'{extra.group(1)}':" in extras, (
+                f'{doc}: `{command}` asks for the extra {extra.group(1)!r}, '
+                'which setup.py does not define')
     if (tokens[:1] != ['python'] or len(tokens) < 2
             or not tokens[1].startswith('tools/')
             or UNPARSABLE.search(' '.join(tokens))):
@@ -181,7 +187,7 @@ def _runnable(command):
     text = ' '.join(tokens)
     return (tokens[:1] == ['python'] and not UNPARSABLE.search(text)
             and not any(n in command for n in NOT_RUN)
-            and re.search(r'_demo|data/demo', text))
+            and re.search(r'_demo|data/demo|work_dirs/eval', text))
 
 
 def _run(tokens, cwd):

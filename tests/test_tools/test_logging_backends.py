@@ -23,7 +23,7 @@ def _mmpretrain_tool(name):
 @pytest.mark.slow
 def test_tensorboard_backend_logs_the_same_scalars(tmp_path):
     config = tmp_path / 'sarb_tb.py'
-    # The lines the README gives for TensorBoard.
+    # The lines docs/train.md gives for TensorBoard.
     config.write_text(
         f"_base_ = [{osp.join(REPO, 'configs', 'sarb_r18_demo_p10.py')!r}]\n"
         'visualizer = dict(vis_backends=[\n'
