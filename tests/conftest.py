@@ -5,7 +5,6 @@ import torch
 
 from tests.log_capture import collect_warnings
 
-
 # Under pytest-xdist (`-n 2`) every worker runs its share of the suite: the
 # tools the tests start get one thread each, so that the workers' processes
 # share the cores instead of each taking all of them.

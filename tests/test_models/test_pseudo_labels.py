@@ -32,8 +32,8 @@ def ref_intra_pseudo_label(intra, target, margin):
     known[known != 1] = 0
     pseudo = torch.sum(
         pseudo * known.view(batch, 1, num).repeat(1, num, 1), dim=2)
-    pseudo = pseudo / torch.clamp(torch.sum(known, dim=1), min=1).view(
-        batch, 1).repeat(1, num)
+    pseudo = pseudo / torch.clamp(
+        torch.sum(known, dim=1), min=1).view(batch, 1).repeat(1, num)
     pseudo = torch.clamp(pseudo, min=-1, max=1)
     pseudo[pseudo >= margin] = 1
     pseudo[pseudo <= margin] = 0
@@ -70,13 +70,16 @@ def ref_concat_index(num):
     return res
 
 
-def ref_intra_asymmetric_loss(intra, target, gamma_neg=2, gamma_pos=1,
-                              clip=0.05, eps=1e-8):
+def ref_intra_asymmetric_loss(intra,
+                              target,
+                              gamma_neg=2,
+                              gamma_pos=1,
+                              clip=0.05,
+                              eps=1e-8):
     index = ref_concat_index(target.shape[1])
     target = target.cpu().data.numpy()
     target1, target2 = target[:, index[0]], target[:, index[1]]
-    target1, target2 = (target1 > 0).astype(float), (target2 > 0).astype(
-        float)
+    target1, target2 = (target1 > 0).astype(float), (target2 > 0).astype(float)
     target = torch.Tensor(target1 * target2)
     sig = torch.sigmoid(intra)
     sig_pos, sig_neg = sig, 1 - sig
@@ -189,5 +192,4 @@ def test_pair_asymmetric_loss_by_hand():
         (1 - min(1 - q + 0.05, torch.tensor(1.)))**2 for q in p[1:]
     ]
     expected = (positive + sum(negatives)) / 3
-    torch.testing.assert_close(
-        pair_asymmetric_loss(logits, targets), expected)
+    torch.testing.assert_close(pair_asymmetric_loss(logits, targets), expected)

@@ -162,8 +162,7 @@ class SSTHead(GraphClassifierHead):
         # from the first epoch on, as published. Every rank adds the
         # positives of all ranks (in rank order), so the banks stay equal
         # and hold what one process with the whole batch would hold.
-        update_feature_bank(self.feature_bank,
-                            gather_rows(features.detach()),
+        update_feature_bank(self.feature_bank, gather_rows(features.detach()),
                             gather_rows(targets))
 
         losses = dict(loss_cls=self.loss_module(logits, targets))
