@@ -1,16 +1,7 @@
-# Demo SST: the demo baseline's backbone with SST's neck and head at
+# Demo SST: the demo SARB's backbone and neck with SST's head at
 # reduced widths; embeddings are learned (no GloVe file for shape names).
-_base_ = './demo_resnet18_partial_bce.py'
+_base_ = './demo_resnet18_sarb.py'
 model = dict(
-    neck=dict(
-        _delete_=True,
-        type='SemanticDecouplingNeck',
-        num_classes=12,
-        in_channels=512,
-        feat_channels=256,
-        embed_dims=64,
-        attn_channels=128,
-        word_vectors=None),
     head=dict(
         _delete_=True,
         type='SSTHead',

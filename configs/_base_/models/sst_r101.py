@@ -1,20 +1,10 @@
-# SST (structured semantic transfer): the baseline's ResNet-101 (stem and
+# SST (structured semantic transfer): SARB's ResNet-101 and neck (stem and
 # stages 1-3 frozen, ImageNet weights) -> semantic decoupling neck -> graph
 # head with the pair co-occurrence branch, the feature bank and pseudo
 # labels (the shipped script's weights and margins). Leaf configs set
 # num_classes and the word-vector file.
-_base_ = './resnet101_partial_bce.py'
+_base_ = './sarb_r101.py'
 model = dict(
-    neck=dict(
-        _delete_=True,
-        type='SemanticDecouplingNeck',
-        num_classes=80,
-        in_channels=2048,
-        feat_channels=1024,
-        attn_channels=512,
-        word_vectors=None,
-        # the published ResNet-101 ends with AvgPool2d(2, stride=2)
-        input_pool=2),
     head=dict(
         _delete_=True,
         type='SSTHead',
