@@ -6,8 +6,6 @@ import json
 import os
 import os.path as osp
 import re
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -17,6 +15,7 @@ from pycocotools.coco import COCO
 from sarb_mm.datasets import synthetic
 from sarb_mm.datasets.synthetic import DEMO_CATEGORIES, make_demo_dataset
 from tests.log_capture import collect_warnings
+from tests.test_tools.tiny import run_tool
 
 SPLITS = ('train', 'val')
 
@@ -340,15 +339,11 @@ def test_demo_dataset_class_refuses_foreign_directory(tmp_path):
 def test_tool_refuses_foreign_directory(tmp_path):
     root = str(tmp_path / 'coco')
     files = _foreign_dataset(root)
-    tool = osp.join(
-        osp.dirname(__file__), '..', '..', 'tools', 'make_demo_dataset.py')
-    proc = subprocess.run([
-        sys.executable, tool, '--out', root, '--num-train', '2', '--num-val',
-        '1', '--image-size', '16'
+    proc = run_tool([
+        'tools/make_demo_dataset.py', '--out', root, '--num-train', '2',
+        '--num-val', '1', '--image-size', '16'
     ],
-                          capture_output=True,
-                          text=True,
-                          timeout=300)
+                    check=False)
     assert proc.returncode == 1
     assert 'make_demo_dataset.py: error: Refusing to write' in proc.stderr
     assert 'Traceback' not in proc.stderr

@@ -1,10 +1,24 @@
 """Shared settings that shrink the demo configs to a seconds-long run."""
+import contextlib
 import glob
+import io
 import json
+import logging
 import os
 import os.path as osp
+import random
+import runpy
 import subprocess
 import sys
+import traceback
+import warnings
+
+import numpy as np
+import torch
+from mmengine.logging import MessageHub, MMLogger
+from mmengine.registry import DefaultScope
+from mmengine.utils import progressbar
+from mmengine.visualization import Visualizer
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -48,21 +62,109 @@ def tiny_options(data_root, sarb=True, epochs=3, num_train=64, num_val=40):
     return opts
 
 
-def run_tool(args, timeout=600, env=None, check=True):
-    """Run a tools/ script; fail with its output when it fails."""
-    env = dict(os.environ if env is None else env)
-    env['PYTHONPATH'] = REPO  # test-only hooks under tests/
-    proc = subprocess.run(
-        [sys.executable] + args,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env)
+def run_tool(args, timeout=600, env=None, check=True, in_process=None):
+    """Run a tools/ script; fail with its output when it fails.
+
+    A script runs inside this process (its ``main`` as ``__main__``, with
+    its own argv, working directory, output and mmengine instances) unless
+    ``env`` is given or ``in_process=False``: a fresh Python would import
+    torch and mmpretrain again (seconds) and add nothing a test checks,
+    except where it checks the environment or a process of its own.
+    Returns a ``subprocess.CompletedProcess`` either way.
+    """
+    if in_process is None:
+        in_process = env is None and args[0].endswith('.py')
+    if in_process:
+        proc = run_in_process(args)
+    else:
+        env = dict(os.environ if env is None else env)
+        env['PYTHONPATH'] = REPO  # test-only hooks under tests/
+        proc = subprocess.run(
+            [sys.executable] + args,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env)
     if check:
         assert proc.returncode == 0, (
             proc.stdout[-4000:] + proc.stderr[-4000:])
     return proc
+
+
+def run_in_process(args):
+    """``python args...`` from the repository root, in this process."""
+    managers = (MMLogger, MessageHub, Visualizer, DefaultScope)
+    instances = {m: set(m._instance_dict) for m in managers}
+    saved = dict(
+        argv=sys.argv,
+        cwd=os.getcwd(),
+        environ=dict(os.environ),
+        threads=torch.get_num_threads(),
+        deterministic=torch.are_deterministic_algorithms_enabled(),
+        rng=(torch.get_rng_state(), np.random.get_state(), random.getstate()))
+    out, err = io.StringIO(), io.StringIO()
+    # Loggers made before the run (mmengine's own) keep their streams:
+    # point them at this run's output, as a fresh process's would be.
+    handlers = [(h, h.stream) for logger in MMLogger._instance_dict.values()
+                for h in logger.handlers if type(h) is logging.StreamHandler]
+    # mmengine's progress bars default to the sys.stdout of import time.
+    progress = (progressbar.ProgressBar.__init__, progressbar.track_progress,
+                progressbar.track_iter_progress,
+                progressbar.track_parallel_progress)
+    progress_defaults = [f.__defaults__ for f in progress]
+    returncode = 0
+    sys.argv = list(args)
+    os.chdir(REPO)
+    os.environ['PYTHONPATH'] = REPO  # for the processes the tool starts
+    try:
+        for handler, _ in handlers:
+            handler.setStream(out)
+        for function, defaults in zip(progress, progress_defaults):
+            function.__defaults__ = tuple(
+                out if hasattr(value, 'write') else value
+                for value in defaults)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(
+                err), warnings.catch_warnings():
+            warnings.simplefilter('default')
+            warnings.showwarning = _print_warning
+            try:
+                runpy.run_path(osp.join(REPO, args[0]), run_name='__main__')
+            except SystemExit as exc:
+                if isinstance(exc.code, str):
+                    print(exc.code, file=sys.stderr)
+                returncode = exc.code if isinstance(exc.code, int) else \
+                    int(exc.code is not None)
+            except Exception:  # as Python prints it before exiting 1
+                traceback.print_exc()
+                returncode = 1
+    finally:
+        for handler, stream in handlers:
+            handler.setStream(stream)
+        for function, defaults in zip(progress, progress_defaults):
+            function.__defaults__ = defaults
+        for manager in managers:
+            for name in set(manager._instance_dict) - instances[manager]:
+                instance = manager._instance_dict.pop(name)
+                for handler in getattr(instance, 'handlers', [])[:]:
+                    handler.close()
+                    instance.removeHandler(handler)
+        sys.argv = saved['argv']
+        os.chdir(saved['cwd'])
+        os.environ.clear()
+        os.environ.update(saved['environ'])
+        torch.set_num_threads(saved['threads'])
+        torch.use_deterministic_algorithms(saved['deterministic'])
+        torch.set_rng_state(saved['rng'][0])
+        np.random.set_state(saved['rng'][1])
+        random.setstate(saved['rng'][2])
+    return subprocess.CompletedProcess(args, returncode, out.getvalue(),
+                                       err.getvalue())
+
+
+def _print_warning(message, category, filename, lineno, file=None, line=None):
+    sys.stderr.write(
+        warnings.formatwarning(message, category, filename, lineno, line))
 
 
 def read_scalars(work_dir):
