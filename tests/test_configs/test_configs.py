@@ -38,7 +38,7 @@ _BUILT_MODELS = set()
 
 def test_every_paper_config_exists():
     names = {osp.basename(p) for p in CONFIGS}
-    for method in ('sarb', 'sst'):
+    for method in ('sarb', 'sst', 'hst'):
         for dataset in ('coco', 'voc', 'vg'):
             for p in range(10, 100, 10):
                 assert f'{method}_r101_{dataset}_p{p}.py' in names
@@ -47,8 +47,8 @@ def test_every_paper_config_exists():
 @pytest.mark.parametrize('path', CONFIGS, ids=osp.basename)
 def test_config_builds(path, tmp_path):
     name = osp.basename(path)
-    match = re.match(r'(sarb|sst|baseline)_([\w-]+)_(coco|voc|vg|demo)_p(\d+)',
-                     name)
+    match = re.match(
+        r'(sarb|sst|hst|baseline)_([\w-]+)_(coco|voc|vg|demo)_p(\d+)', name)
     assert match, f'{name} does not follow the naming scheme'
     method, backbone, dataset, percent = match.groups()
     cfg = Config.fromfile(path)
@@ -63,7 +63,11 @@ def test_config_builds(path, tmp_path):
     num_classes = NUM_CLASSES[dataset]
     assert cfg.model.head.num_classes == num_classes
     if dataset != 'demo':  # published recipe
-        assert cfg.train_dataloader.batch_size == 8
+        # The shipped HST script trains with batch 32, the others with 8.
+        assert cfg.train_dataloader.batch_size == (32
+                                                   if method == 'hst' else 8)
+        assert cfg.auto_scale_lr.base_batch_size == \
+            cfg.train_dataloader.batch_size
         assert cfg.train_cfg.max_epochs == 20
         assert cfg.optim_wrapper.optimizer.lr == 1e-5
         if backbone in ('r101', 'convnext-t'):  # the published freezing
@@ -84,9 +88,10 @@ def test_config_builds(path, tmp_path):
     assert 'PartialLabelHook' in hooks
     model_cfg = cfg.model
     model_cfg.backbone = dict(TINY_BACKBONE)
-    if method in ('sarb', 'sst'):
-        assert {'sarb': 'PrototypeHook', 'sst': 'LabelGraphHook'}[method] \
-            in hooks
+    if method in ('sarb', 'sst', 'hst'):
+        assert dict(
+            sarb='PrototypeHook', sst='LabelGraphHook',
+            hst='PrototypeHook')[method] in hooks
         assert model_cfg.neck.num_classes == num_classes
         vectors = model_cfg.neck.word_vectors
         if dataset != 'demo':

@@ -222,8 +222,8 @@ def test_model_index_describes_every_config():
         assert meta['Batch Size'] == train.batch_size
         sarb = cfg.model.head.type == 'SARBHead'
         assert model.in_collection == dict(
-            SARBHead='SARB', SSTHead='SST').get(cfg.model.head.type,
-                                                'Partial-BCE')
+            SARBHead='SARB', SSTHead='SST',
+            HSTHead='HST').get(cfg.model.head.type, 'Partial-BCE')
         for branch in ('ilrb', 'plrb'):
             used = sarb and cfg.model.head.get(f'use_{branch}', True)
             assert (branch.upper() in meta['Architecture']) == used, path

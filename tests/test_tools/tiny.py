@@ -135,7 +135,8 @@ def run_in_process(args):
                     print(exc.code, file=sys.stderr)
                 returncode = exc.code if isinstance(exc.code, int) else \
                     int(exc.code is not None)
-            except Exception:  # as Python prints it before exiting 1
+            except BaseException:  # noqa: B036 - the crash hooks of the
+                # resume tests raise KeyboardInterrupt; a process prints it
                 traceback.print_exc()
                 returncode = 1
     finally:

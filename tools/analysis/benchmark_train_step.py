@@ -61,17 +61,19 @@ def build_model(path, args):
         cfg.merge_from_dict(args.cfg_options)
     model = build_unweighted(cfg).to(args.device).train()
     head = model.head
-    if hasattr(head, 'set_prototypes'):  # SARB: blending fully on
+    # Every branch on: SARB's blending, SST's and HST's pseudo labels.
+    if hasattr(head, 'cooccurrence'):
         num_classes = head.num_classes
         head.cooccurrence.copy_(torch.rand(num_classes, num_classes))
+    if hasattr(head, 'set_prototypes'):  # SARB, HST
         head.set_prototypes(
             torch.randn_like(head.prototypes),
             torch.ones_like(head.prototype_mask))
-        head.set_progress(head.blend_start_epoch, 1, 2)
-    elif hasattr(head, 'pseudo_label_epoch'):  # SST: pseudo labels on
-        num_classes = head.num_classes
-        head.cooccurrence.copy_(torch.rand(num_classes, num_classes))
+    if hasattr(head, 'feature_bank'):  # SST
         head.feature_bank.normal_()
+    if hasattr(head, 'prototype_start_epoch'):
+        head.set_progress(head.prototype_start_epoch, 1, 2)
+    elif hasattr(head, 'pseudo_label_epoch'):
         head.set_progress(head.pseudo_label_epoch + 4, 1, 2)
     return model
 

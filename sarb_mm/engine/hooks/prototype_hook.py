@@ -20,7 +20,8 @@ from .prototype_sampling import (BottomKPositives, class_seed, pass_indices,
 
 @HOOKS.register_module()
 class PrototypeHook(LabelGraphHook):
-    """Co-occurrence, prototypes and training progress for ``SARBHead``.
+    """Co-occurrence, prototypes and training progress for ``SARBHead`` and
+    ``HSTHead``.
 
     - Before training: the co-occurrence matrix from the training partial
       labels (the same on every rank, since every rank holds the matrix),
@@ -28,7 +29,9 @@ class PrototypeHook(LabelGraphHook):
       head's idle parameters (alpha / beta before their branch runs): the
       published optimizer skips gradient-less parameters, so weight decay
       and momentum must not move them (see ``SARBHead.idle_parameters``).
-    - Before the epochs ``blend_start_epoch + k * interval`` (and any later
+    - Before the epochs ``start + k * interval``, where start is the head's
+      ``prototype_start_epoch`` (SARB's ``blend_start_epoch``, HST's
+      ``pseudo_label_epoch``), and any later
       epoch whose model has no prototypes, e.g. after loading an old
       checkpoint): one no-grad pass in eval mode over the training loader,
       K-means per class on the known-positive category features, identical
@@ -65,7 +68,7 @@ class PrototypeHook(LabelGraphHook):
     # pass sees the same order in an uninterrupted and a resumed run.
     priority = 'BELOW_NORMAL'
     required_method = 'set_prototypes'
-    head_names = 'SARBHead'
+    head_names = 'SARBHead or HSTHead'
 
     def __init__(self,
                  interval: int = 5,
@@ -90,8 +93,9 @@ class PrototypeHook(LabelGraphHook):
     def before_train(self, runner) -> None:
         super().before_train(runner)
         head = self._head(runner)
-        if ((head.use_ilrb or head.use_plrb)
-                and head.blend_start_epoch >= runner.max_epochs):
+        blending = getattr(head, 'use_ilrb', False) or getattr(
+            head, 'use_plrb', False)
+        if blending and head.blend_start_epoch >= runner.max_epochs:
             runner.logger.warning(
                 f'model.head.blend_start_epoch={head.blend_start_epoch} but '
                 f'training stops after {runner.max_epochs} epochs (epochs '
@@ -101,8 +105,8 @@ class PrototypeHook(LabelGraphHook):
     def before_train_epoch(self, runner) -> None:
         head = self._head(runner)
         epoch = runner.epoch
-        start = head.blend_start_epoch
-        if epoch < start or not head.use_plrb:
+        start = head.prototype_start_epoch
+        if epoch < start or not head.uses_prototypes:
             return
         # An epoch resumed in the middle (ResumableEpochBasedTrainLoop) got
         # its prototypes, made at its start, with the checkpoint: made again

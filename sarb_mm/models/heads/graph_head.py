@@ -133,3 +133,32 @@ class GraphClassifierHead(MultiLabelClsHead):
                 "dict(type='PartialLabelDataset', ...).")
         targets = torch.stack([s.gt_score for s in data_samples])
         return targets.to(device=device, dtype=torch.float32)
+
+
+class ClassPrototypes:
+    """K prototypes per class, computed from the training set by
+    ``PrototypeHook`` (K-means of the known-positive category features) and
+    kept in buffers, so checkpoints carry them.
+
+    A mixin for graph heads: ``_register_prototypes`` in ``__init__``;
+    ``prototype_start_epoch`` and ``uses_prototypes`` tell the hook when
+    the head needs them.
+    """
+
+    def _register_prototypes(self, num_prototypes: int, channels: int) -> None:
+        self.num_prototypes = check_int(
+            num_prototypes, f'{type(self).__name__} num_prototypes')
+        self.register_buffer(
+            'prototypes',
+            torch.zeros(self.num_classes, self.num_prototypes, channels))
+        self.register_buffer('prototype_mask',
+                             torch.zeros(self.num_classes, dtype=torch.bool))
+
+    @property
+    def has_prototypes(self) -> bool:
+        return bool(self.prototype_mask.any())
+
+    def set_prototypes(self, prototypes: torch.Tensor,
+                       mask: torch.Tensor) -> None:
+        self.prototypes.copy_(prototypes)
+        self.prototype_mask.copy_(mask)

@@ -10,11 +10,11 @@ from sarb_mm.utils.validation import check_int, check_weight
 from ..utils import (draw_prototype_classes, instance_blend,
                      instance_blend_mask, prototype_blend,
                      prototype_blend_mask)
-from .graph_head import GraphClassifierHead
+from .graph_head import ClassPrototypes, GraphClassifierHead
 
 
 @MODELS.register_module()
-class SARBHead(GraphClassifierHead):
+class SARBHead(ClassPrototypes, GraphClassifierHead):
     """Graph interaction + per-class classifier, with ILRB and PLRB.
 
     The main branch classifies the category features; in training, from
@@ -66,8 +66,6 @@ class SARBHead(GraphClassifierHead):
             loss=loss,
             thr=thr,
             init_cfg=init_cfg)
-        self.num_prototypes = check_int(num_prototypes,
-                                        'SARBHead num_prototypes')
         self.blend_start_epoch = check_int(
             blend_start_epoch, 'SARBHead blend_start_epoch', minimum=0)
         self.use_ilrb = use_ilrb
@@ -83,21 +81,15 @@ class SARBHead(GraphClassifierHead):
         # Learnable blending weights, clamped into [0, 1] at every use.
         self.alpha = nn.Parameter(torch.tensor(0.5))
         self.beta = nn.Parameter(torch.tensor(0.5))
-        # Data-derived state: buffers, so checkpoints carry it.
-        self.register_buffer(
-            'prototypes', torch.zeros(num_classes, num_prototypes,
-                                      in_channels))
-        self.register_buffer('prototype_mask',
-                             torch.zeros(num_classes, dtype=torch.bool))
+        self._register_prototypes(num_prototypes, in_channels)
 
     @property
-    def has_prototypes(self) -> bool:
-        return bool(self.prototype_mask.any())
+    def prototype_start_epoch(self) -> int:
+        return self.blend_start_epoch
 
-    def set_prototypes(self, prototypes: torch.Tensor,
-                       mask: torch.Tensor) -> None:
-        self.prototypes.copy_(prototypes)
-        self.prototype_mask.copy_(mask)
+    @property
+    def uses_prototypes(self) -> bool:
+        return self.use_plrb
 
     def blending_active(self) -> Tuple[bool, bool]:
         """Whether the ILRB and the PLRB branch run at the current step."""

@@ -1,20 +1,17 @@
 """SST head: graph classifier, pair co-occurrence branch, pseudo labels."""
-import math
 from typing import Dict, List, Optional, Sequence
 
 import torch
-import torch.nn as nn
-import torch.nn.functional as F
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
 from sarb_mm.utils.distributed import gather_rows
 from sarb_mm.utils.validation import check_int, check_weight
 from ..losses.partial_bce import partial_bce
-from ..utils.pseudo_labels import (class_pairs, cross_image_pseudo_labels,
+from ..utils.pseudo_labels import (cross_image_pseudo_labels,
                                    intra_image_pseudo_labels,
                                    pair_asymmetric_loss, update_feature_bank)
-from .graph_head import GraphClassifierHead
+from .pair_branch_head import PairBranchHead
 
 
 def sst_margin(epoch: int, start_epoch: int, initial: float, step: float,
@@ -31,15 +28,14 @@ def sst_margin(epoch: int, start_epoch: int, initial: float, step: float,
 
 
 @MODELS.register_module()
-class SSTHead(GraphClassifierHead):
+class SSTHead(PairBranchHead):
     """Structured Semantic Transfer (Chen et al., AAAI 2022).
 
-    The graph classifier of :class:`GraphClassifierHead`, plus:
+    The graph classifier and pair branch of :class:`PairBranchHead`, plus:
 
-    - a pair branch that predicts, from the category features, whether each
-      class pair i < j co-occurs in the image (asymmetric loss against
-      "both known positive"); from ``pseudo_label_epoch`` on it completes
-      the unknown labels (intra-image transfer);
+    - an asymmetric loss of the pair branch against "both known positive";
+      from ``pseudo_label_epoch`` on the branch completes the unknown
+      labels (intra-image transfer);
     - a bank of the ``bank_size`` latest known-positive category features
       per class (a buffer, so checkpoints carry it); from
       ``pseudo_label_epoch`` on an unknown entry similar enough to its
@@ -101,11 +97,11 @@ class SSTHead(GraphClassifierHead):
             num_classes,
             in_channels,
             out_channels,
+            pair_channels,
             num_steps,
             loss=loss,
             thr=thr,
             init_cfg=init_cfg)
-        pair_channels = check_int(pair_channels, 'SSTHead pair_channels')
         self.pseudo_label_epoch = check_int(
             pseudo_label_epoch, 'SSTHead pseudo_label_epoch', minimum=0)
         self.margin_schedule = tuple(
@@ -123,15 +119,6 @@ class SSTHead(GraphClassifierHead):
             MODELS.build(contrastive_loss)
             if contrastive_loss is not None else None)
 
-        num_pairs = num_classes * (num_classes - 1) // 2
-        self.pair_reduce = nn.Linear(in_channels, pair_channels)
-        self.pair_fc1 = nn.Linear(2 * pair_channels, out_channels)
-        self.pair_fc2 = nn.Linear(out_channels, out_channels)
-        bound = 1 / math.sqrt(out_channels)
-        self.pair_weight = nn.Parameter(
-            torch.empty(num_pairs, out_channels).uniform_(-bound, bound))
-        self.pair_bias = nn.Parameter(
-            torch.empty(num_pairs).uniform_(-bound, bound))
         self.register_buffer(
             'feature_bank',
             torch.zeros(num_classes, check_int(bank_size, 'SSTHead bank_size'),
@@ -141,14 +128,6 @@ class SSTHead(GraphClassifierHead):
         """Margin of both transfers during ``epoch``."""
         return sst_margin(epoch, self.pseudo_label_epoch,
                           *self.margin_schedule)
-
-    def pair_logits(self, features: torch.Tensor) -> torch.Tensor:
-        """Co-occurrence logits (B, C(C-1)/2) of the class pairs i < j."""
-        first, second = class_pairs(self.num_classes, features.device)
-        reduced = self.pair_reduce(features)
-        pairs = torch.cat([reduced[:, first], reduced[:, second]], dim=2)
-        hidden = self.pair_fc2(F.relu(self.pair_fc1(pairs)))
-        return (hidden * self.pair_weight).sum(-1) + self.pair_bias
 
     def loss(self, feats: Sequence[torch.Tensor],
              data_samples: List[DataSample],

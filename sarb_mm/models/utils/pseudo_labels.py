@@ -60,19 +60,57 @@ def intra_image_pseudo_labels(pair_logits: torch.Tensor, targets: torch.Tensor,
     Returns:
         Tensor: (B, C) targets in {-1, 0, 1}, without gradient.
     """
-    batch, num_classes = targets.shape
-    prob = torch.sigmoid(pair_logits.detach().float())
-    first, second = class_pairs(num_classes, targets.device)
-    pair_prob = torch.eye(
-        num_classes, device=targets.device).repeat(batch, 1, 1)
-    pair_prob[:, first, second] = prob
-    pair_prob[:, second, first] = prob
-    positives = (targets == 1).float()
-    scores = (pair_prob * positives[:, None, :]).sum(2)
-    scores = scores / positives.sum(1, keepdim=True).clamp(min=1)
+    scores = pair_cooccurrence_scores(
+        torch.sigmoid(pair_logits.detach().float()), targets)
     pseudo = above_margin(scores.clamp(-1, 1), margin)
     pseudo[targets != 0] = 0
     return targets.detach().float() + pseudo
+
+
+def pair_cooccurrence_scores(pair_prob: torch.Tensor,
+                             targets: torch.Tensor) -> torch.Tensor:
+    """Per class, the mean co-occurrence probability with the known positives.
+
+    Class c of an image scores the mean, over the image's known positives
+    j, of the probability that c and j co-occur (1 for c = j); 0 for an
+    image without known positives.
+
+    Args:
+        pair_prob (Tensor): Co-occurrence probabilities (B, C(C-1)/2) in
+            the order of :func:`class_pairs`.
+        targets (Tensor): Partial labels (B, C) in {-1, 0, 1}.
+
+    Returns:
+        Tensor: (B, C) scores, differentiable in ``pair_prob``.
+    """
+    batch, num_classes = targets.shape
+    first, second = class_pairs(num_classes, targets.device)
+    matrix = torch.eye(
+        num_classes, device=targets.device,
+        dtype=pair_prob.dtype).repeat(batch, 1, 1)
+    matrix[:, first, second] = pair_prob
+    matrix[:, second, first] = pair_prob
+    positives = (targets == 1).to(pair_prob.dtype)
+    scores = (matrix * positives[:, None, :]).sum(2)
+    return scores / positives.sum(1, keepdim=True).clamp(min=1)
+
+
+def mean_cosine(features: torch.Tensor,
+                references: torch.Tensor,
+                eps: float = 1e-9) -> torch.Tensor:
+    """Mean cosine similarity of each category feature to its class's
+    references (a bank of features, or prototypes).
+
+    Args:
+        features (Tensor): Category features (B, C, D).
+        references (Tensor): (C, N, D); an all-zero row counts as 0.
+        eps (float): Floor of the norms' product, as published.
+
+    Returns:
+        Tensor: (B, C) mean similarities.
+    """
+    return F.cosine_similarity(
+        features[:, :, None, :], references[None], dim=-1, eps=eps).mean(-1)
 
 
 def cross_image_pseudo_labels(features: torch.Tensor, targets: torch.Tensor,
@@ -94,10 +132,8 @@ def cross_image_pseudo_labels(features: torch.Tensor, targets: torch.Tensor,
     Returns:
         Tensor: (B, C) targets in {-1, 0, 1}, without gradient.
     """
-    features = features.detach().float()
-    similarity = F.cosine_similarity(
-        features[:, :, None, :], bank.float()[None], dim=-1, eps=1e-9)
-    pseudo = above_margin(similarity.mean(-1), margin)
+    scores = mean_cosine(features.detach().float(), bank.float())
+    pseudo = above_margin(scores, margin)
     completed = targets.detach().float().clone()
     unknown = targets == 0
     completed[unknown] = pseudo[unknown]

@@ -1,0 +1,12 @@
+# HST, ResNet-101, vg200, 10% known labels (published recipe).
+_base_ = [
+    './_base_/models/hst_r101.py', './_base_/datasets/vg200_partial.py',
+    './_base_/schedules/adam_20e.py', './_base_/hst_runtime.py'
+]
+model = dict(
+    neck=dict(
+        num_classes=200, word_vectors='data/word_vectors/vg_glove_300d.npy'),
+    head=dict(num_classes=200))
+# The shipped HST script's batch: 32 images per step.
+train_dataloader = dict(batch_size=32, dataset=dict(known_ratio=0.1))
+auto_scale_lr = dict(base_batch_size=32)

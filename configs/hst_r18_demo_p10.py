@@ -1,0 +1,13 @@
+# HST on the generated demo dataset, 10% known labels: pseudo labels and
+# prototypes from epoch 2, prototypes recomputed every 2 epochs.
+_base_ = [
+    './_base_/models/demo_resnet18_hst.py',
+    './_base_/datasets/demo_partial.py', './_base_/schedules/demo_adam_8e.py',
+    './_base_/default_runtime.py'
+]
+default_hooks = dict(logger=dict(interval=20))
+custom_hooks = [
+    dict(type='PartialLabelHook'),
+    dict(type='EpochSeedHook'),
+    dict(type='PrototypeHook', interval=2)
+]
