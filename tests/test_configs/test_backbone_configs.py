@@ -61,6 +61,7 @@ def test_recipe_differs_from_r101_only_where_it_must(name):
     assert cfg.optim_wrapper.paramwise_cfg.layer_decay_rate == rate
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name', CONFIGS)
 def test_forward_at_448_gives_category_features(name):
     channels, side, _, _, _ = BACKBONES[name]
@@ -177,6 +178,7 @@ def test_trains_two_iterations_on_the_demo(name, tmp_path):
     assert osp.isfile(osp.join(cfg.work_dir, 'epoch_1.pth'))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name', CONFIGS)
 def test_float32_islands_under_bf16_autocast(name):
     """What --amp does on a GPU, with CPU bfloat16: the backbone runs in low

@@ -12,13 +12,12 @@ import os
 import os.path as osp
 import re
 import shlex
-import subprocess
 import sys
 import time
 
 import pytest
 
-from tests.test_tools.tiny import REPO, load_tool
+from tests.test_tools.tiny import REPO, load_tool, run_in_process
 
 DOC_FILES = ['README.md', 'CONTRIBUTING.md'] + sorted(
     osp.relpath(p, REPO) for p in glob.glob(osp.join(REPO, 'docs', '*.md')))
@@ -197,15 +196,9 @@ def _run(tokens, cwd):
         tokens = tokens + [
             '--num-train', '160', '--num-val', '40', '--image-size', '32'
         ]
-    env = dict(os.environ, MPLBACKEND='Agg')
-    env.pop('PYTHONPATH', None)
-    proc = subprocess.run(
-        [sys.executable] + tokens[1:],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600)
+    # In this process: the installed sarb_mm, as the printed command
+    # would import it, without starting Python (and torch) again.
+    proc = run_in_process(tokens[1:], cwd=cwd)
     assert proc.returncode == 0, (f'`{" ".join(tokens)}` failed:\n' +
                                   proc.stdout[-3000:] + proc.stderr[-3000:])
     return proc

@@ -213,6 +213,7 @@ def _bank_worker(rank, port, out_dir):
         torch.save(head.feature_bank, f'{out_dir}/bank{rank}.pt')
 
 
+@pytest.mark.slow
 def test_two_ranks_fill_the_bank_as_one_process_with_both_halves(tmp_path):
     import torch.multiprocessing as mp
 

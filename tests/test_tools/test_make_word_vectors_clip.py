@@ -52,6 +52,7 @@ def _offline_env():
     return dict(os.environ, HF_HUB_OFFLINE='1', TRANSFORMERS_OFFLINE='1')
 
 
+@pytest.mark.slow
 def test_clip_file_is_what_the_neck_loads(tiny_files, tmp_path):
     root, cfg = tiny_files
     out = tmp_path / 'clip_vectors.npy'
@@ -78,6 +79,7 @@ def test_clip_file_is_what_the_neck_loads(tiny_files, tmp_path):
     assert neck.embedding_proj.in_features == PROJ_DIM
 
 
+@pytest.mark.slow
 def test_clip_checkpoint_error_has_no_traceback(tiny_files, tmp_path):
     root, _ = tiny_files
     bad = tmp_path / 'bad.pth'

@@ -92,8 +92,8 @@ def run_tool(args, timeout=600, env=None, check=True, in_process=None):
     return proc
 
 
-def run_in_process(args):
-    """``python args...`` from the repository root, in this process."""
+def run_in_process(args, cwd=REPO):
+    """``python args...`` run from ``cwd``, in this process."""
     managers = (MMLogger, MessageHub, Visualizer, DefaultScope)
     instances = {m: set(m._instance_dict) for m in managers}
     saved = dict(
@@ -115,7 +115,7 @@ def run_in_process(args):
     progress_defaults = [f.__defaults__ for f in progress]
     returncode = 0
     sys.argv = list(args)
-    os.chdir(REPO)
+    os.chdir(cwd)
     os.environ['PYTHONPATH'] = REPO  # for the processes the tool starts
     try:
         for handler, _ in handlers:
@@ -129,7 +129,7 @@ def run_in_process(args):
             warnings.simplefilter('default')
             warnings.showwarning = _print_warning
             try:
-                runpy.run_path(osp.join(REPO, args[0]), run_name='__main__')
+                runpy.run_path(osp.join(cwd, args[0]), run_name='__main__')
             except SystemExit as exc:
                 if isinstance(exc.code, str):
                     print(exc.code, file=sys.stderr)
