@@ -1,4 +1,5 @@
 import os
+import os.path as osp
 
 import pytest
 import torch
@@ -27,3 +28,23 @@ def warnings_seen():
     """WARNING (and above) messages of a fresh current MMLogger."""
     with collect_warnings('sarb_test_warnings') as messages:
         yield messages
+
+
+@pytest.fixture(scope='session')
+def tiny_sarb_run(tmp_path_factory):
+    """One epoch of the demo SARB config at tiny size (32 training and 8
+    validation images), trained once per session for the tests that only
+    read it: its work dir, the config tools/train.py dumped there (as a
+    user would use it), the checkpoint and the generated data root."""
+    from tests.test_tools.tiny import run_tool, tiny_options
+    root = tmp_path_factory.mktemp('tiny_sarb')
+    data_root, work_dir = str(root / 'data'), str(root / 'work')
+    config = 'configs/sarb_r18_demo_p10.py'
+    run_tool(
+        ['tools/train.py', config, '--work-dir', work_dir, '--cfg-options'] +
+        tiny_options(data_root, epochs=1, num_train=32, num_val=8))
+    return dict(
+        work_dir=work_dir,
+        config=osp.join(work_dir, osp.basename(config)),
+        checkpoint=osp.join(work_dir, 'epoch_1.pth'),
+        data_root=data_root)

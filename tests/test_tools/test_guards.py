@@ -121,6 +121,7 @@ def test_evaluation_loads_strictly(tmp_path, demo_root, trained):
         'use a .npz file name')
 
 
+@pytest.mark.slow
 def test_out_with_per_class_report(tmp_path, demo_root, trained):
     out = str(tmp_path / 'preds.pkl')
     run_tool([
@@ -183,6 +184,7 @@ def test_resume_guards(tmp_path, demo_root, trained):
     ] + opts + [f'load_from={prefixed}'], 'training would start from scratch')
 
 
+@pytest.mark.slow
 def test_auto_resume_skips_a_corrupt_newest_checkpoint(tmp_path, demo_root,
                                                        trained):
     work_dir = str(tmp_path / 'crashed')

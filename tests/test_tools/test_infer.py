@@ -9,22 +9,18 @@ import pytest
 from PIL import Image
 
 from sarb_mm.datasets.synthetic import DEMO_CATEGORIES
-from .tiny import load_tool, run_tool, tiny_options
+from .tiny import load_tool, run_tool
 
 CONFIG = 'configs/sarb_r18_demo_p10.py'
 
 
 @pytest.fixture(scope='module')
-def trained(tmp_path_factory):
-    """(config, checkpoint) of a one-epoch tiny SARB run; the config is the
-    one tools/train.py dumps into the work dir, as a user would use it."""
-    root = tmp_path_factory.mktemp('infer')
-    work_dir = str(root / 'work')
-    run_tool(
-        ['tools/train.py', CONFIG, '--work-dir', work_dir, '--cfg-options'] +
-        tiny_options(str(root / 'data'), epochs=1, num_train=32, num_val=8))
-    return (osp.join(work_dir, osp.basename(CONFIG)),
-            osp.join(work_dir, 'epoch_1.pth'), str(root / 'data'))
+def trained(tiny_sarb_run):
+    """(config, checkpoint, data root) of a one-epoch tiny SARB run; the
+    config is the one tools/train.py dumps into the work dir, as a user
+    would use it."""
+    run = tiny_sarb_run
+    return run['config'], run['checkpoint'], run['data_root']
 
 
 @pytest.fixture(scope='module')

@@ -8,23 +8,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from .tiny import REPO, run_tool, tiny_options
+from .tiny import REPO, run_tool
 
 
 @pytest.fixture(scope='module')
-def trained(tmp_path_factory):
+def trained(tiny_sarb_run):
     """A SARB checkpoint trained for one epoch, its dumped config and a
     validation image."""
-    root = str(tmp_path_factory.mktemp('demo'))
-    work_dir = str(tmp_path_factory.mktemp('work'))
-    run_tool([
-        'tools/train.py', 'configs/sarb_r18_demo_p10.py', '--work-dir',
-        work_dir, '--cfg-options'
-    ] + tiny_options(root, epochs=1, num_train=32, num_val=8))
     return dict(
-        config=osp.join(work_dir, 'sarb_r18_demo_p10.py'),
-        checkpoint=osp.join(work_dir, 'epoch_1.pth'),
-        image=osp.join(root, 'val', 'val_000001.jpg'))
+        config=tiny_sarb_run['config'],
+        checkpoint=tiny_sarb_run['checkpoint'],
+        image=osp.join(tiny_sarb_run['data_root'], 'val', 'val_000001.jpg'))
 
 
 def test_figure_and_scores(trained, tmp_path):

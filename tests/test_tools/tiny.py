@@ -119,7 +119,9 @@ def run_in_process(args, cwd=REPO):
     os.environ['PYTHONPATH'] = REPO  # for the processes the tool starts
     try:
         for handler, _ in handlers:
-            handler.setStream(out)
+            # Not setStream: it flushes the old stream, which may be the
+            # closed capture of an earlier test.
+            handler.stream = out
         for function, defaults in zip(progress, progress_defaults):
             function.__defaults__ = tuple(
                 out if hasattr(value, 'write') else value
@@ -141,7 +143,7 @@ def run_in_process(args, cwd=REPO):
                 returncode = 1
     finally:
         for handler, stream in handlers:
-            handler.setStream(stream)
+            handler.stream = stream
         for function, defaults in zip(progress, progress_defaults):
             function.__defaults__ = defaults
         for manager in managers:
