@@ -6,6 +6,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmpretrain.models.heads import MultiLabelClsHead
+from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
 from sarb_mm.utils.validation import check_int
@@ -28,6 +29,8 @@ class GraphClassifierHead(MultiLabelClsHead):
         out_channels (int): Classifier width D_out. Defaults to 1024.
         num_steps (int): Graph propagation steps T. Defaults to 3.
         loss (dict): Partial-label loss of the main branch.
+        contrastive_loss (dict, optional): Category-wise contrastive term
+            (``CategoryContrastiveLoss``); None disables it.
         thr (float): Score threshold of ``pred_label``. Defaults to 0.5.
         init_cfg (dict, optional): Initialisation config.
     """
@@ -38,9 +41,13 @@ class GraphClassifierHead(MultiLabelClsHead):
                  out_channels: int = 1024,
                  num_steps: int = 3,
                  loss: dict = dict(type='PartialBCELoss'),
+                 contrastive_loss: Optional[dict] = None,
                  thr: float = 0.5,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(loss=loss, thr=thr, init_cfg=init_cfg)
+        self.contrastive_loss = (
+            MODELS.build(contrastive_loss)
+            if contrastive_loss is not None else None)
         name = type(self).__name__
         self.num_classes = check_int(num_classes, f'{name} num_classes')
         in_channels = check_int(in_channels, f'{name} in_channels')
@@ -75,6 +82,14 @@ class GraphClassifierHead(MultiLabelClsHead):
         in epoch 0, then 1."""
         epoch, iter_in_epoch, iters_per_epoch = self._require_progress()
         return iter_in_epoch / iters_per_epoch if epoch == 0 else 1.0
+
+    def add_contrastive_term(self, losses: dict, features: torch.Tensor,
+                             targets: torch.Tensor) -> None:
+        """``losses['loss_con']``: the contrastive term with the published
+        first-epoch ramp, if the head has one."""
+        if self.contrastive_loss is not None:
+            losses['loss_con'] = self.warmup() * self.contrastive_loss(
+                features, targets)
 
     def idle_parameters(self) -> List[nn.Parameter]:
         """Parameters that take no part in the current step's loss (their

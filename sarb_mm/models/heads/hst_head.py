@@ -96,6 +96,7 @@ class HSTHead(ClassPrototypes, PairBranchHead):
             pair_channels,
             num_steps,
             loss=loss,
+            contrastive_loss=contrastive_loss,
             thr=thr,
             init_cfg=init_cfg)
         self.pseudo_label_epoch = check_int(
@@ -107,9 +108,6 @@ class HSTHead(ClassPrototypes, PairBranchHead):
                                 ('inter', inter_loss_weight),
                                 ('proto', prototype_loss_weight))
         }
-        self.contrastive_loss = (
-            MODELS.build(contrastive_loss)
-            if contrastive_loss is not None else None)
         # 0-d parameters: the layer-decay constructor exempts them from
         # weight decay; the published Adam decays them (weight_decay 5e-4).
         self.intra_margin = nn.Parameter(
@@ -188,9 +186,7 @@ class HSTHead(ClassPrototypes, PairBranchHead):
         warmup = self.warmup()
         losses['loss_pair'] = warmup * self.weights['pair'] * \
             pair_asymmetric_loss(pair_logits, targets)
-        if self.contrastive_loss is not None:
-            losses['loss_con'] = warmup * self.contrastive_loss(
-                features, targets)
+        self.add_contrastive_term(losses, features, targets)
         losses['intra_margin'] = self.intra_margin.detach()
         losses['inter_margin'] = self.inter_margin.detach()
         return losses

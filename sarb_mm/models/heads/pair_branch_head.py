@@ -27,6 +27,8 @@ class PairBranchHead(GraphClassifierHead):
             Defaults to 512.
         num_steps (int): Graph propagation steps T. Defaults to 3.
         loss (dict): Partial-label loss of the main branch.
+        contrastive_loss (dict, optional): Category-wise contrastive term;
+            None disables it.
         thr (float): Score threshold of ``pred_label``. Defaults to 0.5.
         init_cfg (dict, optional): Initialisation config.
     """
@@ -38,6 +40,7 @@ class PairBranchHead(GraphClassifierHead):
                  pair_channels: int = 512,
                  num_steps: int = 3,
                  loss: dict = dict(type='PartialBCELoss'),
+                 contrastive_loss: Optional[dict] = None,
                  thr: float = 0.5,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(
@@ -46,6 +49,7 @@ class PairBranchHead(GraphClassifierHead):
             out_channels,
             num_steps,
             loss=loss,
+            contrastive_loss=contrastive_loss,
             thr=thr,
             init_cfg=init_cfg)
         pair_channels = check_int(pair_channels,

@@ -64,6 +64,7 @@ class SARBHead(ClassPrototypes, GraphClassifierHead):
             out_channels,
             num_steps,
             loss=loss,
+            contrastive_loss=contrastive_loss,
             thr=thr,
             init_cfg=init_cfg)
         self.blend_start_epoch = check_int(
@@ -74,9 +75,6 @@ class SARBHead(ClassPrototypes, GraphClassifierHead):
                                              'SARBHead ilrb_loss_weight')
         self.plrb_loss_weight = check_weight(plrb_loss_weight,
                                              'SARBHead plrb_loss_weight')
-        self.contrastive_loss = (
-            MODELS.build(contrastive_loss)
-            if contrastive_loss is not None else None)
 
         # Learnable blending weights, clamped into [0, 1] at every use.
         self.alpha = nn.Parameter(torch.tensor(0.5))
@@ -159,10 +157,7 @@ class SARBHead(ClassPrototypes, GraphClassifierHead):
             # (without find_unused_parameters); the zero gradient is dropped
             # before the optimizer step (see idle_parameters).
             losses['loss_cls'] = losses['loss_cls'] + 0.0 * sum(idle)
-        if self.contrastive_loss is not None:
-            # Warm-up of the published runs during the first epoch.
-            losses['loss_con'] = self.warmup() * self.contrastive_loss(
-                features, targets)
+        self.add_contrastive_term(losses, features, targets)
         losses['alpha'] = self.alpha.detach().clamp(0, 1)
         losses['beta'] = self.beta.detach().clamp(0, 1)
         return losses

@@ -100,6 +100,7 @@ class SSTHead(PairBranchHead):
             pair_channels,
             num_steps,
             loss=loss,
+            contrastive_loss=contrastive_loss,
             thr=thr,
             init_cfg=init_cfg)
         self.pseudo_label_epoch = check_int(
@@ -115,9 +116,6 @@ class SSTHead(PairBranchHead):
                                              'SSTHead pair_loss_weight')
         self.inter_loss_weight = check_weight(inter_loss_weight,
                                               'SSTHead inter_loss_weight')
-        self.contrastive_loss = (
-            MODELS.build(contrastive_loss)
-            if contrastive_loss is not None else None)
 
         self.register_buffer(
             'feature_bank',
@@ -162,7 +160,5 @@ class SSTHead(PairBranchHead):
         warmup = self.warmup()
         losses['loss_pair'] = warmup * self.pair_loss_weight * \
             pair_asymmetric_loss(pair_logits, targets)
-        if self.contrastive_loss is not None:
-            losses['loss_con'] = warmup * self.contrastive_loss(
-                features, targets)
+        self.add_contrastive_term(losses, features, targets)
         return losses
