@@ -46,9 +46,11 @@ class DumpRankStateHook(Hook):
                 k: v.clone()
                 for k, v in model.head.named_buffers()
             },
+            # The 0-d parameters: SARB's alpha / beta, HST's margins.
             'has_optimizer_state': {
-                name: bool(optimizer.state.get(getattr(model.head, name)))
-                for name in ('alpha', 'beta')
+                name: bool(optimizer.state.get(param))
+                for name, param in model.head.named_parameters()
+                if param.ndim == 0
             },
             'draws': self.draws,
         }

@@ -101,6 +101,53 @@ def test_two_rank_sarb_training(tmp_path, demo_root):
 
 
 @pytest.mark.slow
+def test_two_rank_hst_training(tmp_path, demo_root):
+    """HST on two ranks: bit-identical parameters, margins and prototypes;
+    the margins wait for the pseudo-label epoch (values and optimizer
+    state), then train."""
+    from .test_sst_hst_training import method_options
+    config = tmp_path / 'hst_dump.py'
+    config.write_text(
+        f"_base_ = '{REPO}/configs/hst_r18_demo_p10.py'\n"
+        "custom_imports = dict(imports=['sarb_mm', "
+        "'tests.test_tools.dump_state_hook'], allow_failed_imports=False)\n"
+        "custom_hooks = [dict(type='PartialLabelHook'), "
+        "dict(type='EpochSeedHook'), dict(type='PrototypeHook', interval=1), "
+        "dict(type='DumpRankStateHook')]\n")
+    work_dir = str(tmp_path / 'work')
+    options = [
+        o for o in method_options('hst', demo_root, epochs=2)
+        if not o.startswith('custom_hooks.')
+    ]
+    _run_script([
+        'tools/dist_train.sh',
+        str(config), '2', '--work-dir', work_dir, '--cfg-options'
+    ] + options)
+    states = {
+        (r, e):
+        torch.load(
+            osp.join(work_dir, f'rank{r}_epoch{e}.pth'), weights_only=False)
+        for r in (0, 1)
+        for e in (1, 2)
+    }
+    for rank in (0, 1):
+        for name, start in (('intra_margin', 0.6), ('inter_margin', 0.3)):
+            assert states[rank, 1]['params'][f'head.{name}'].item() == \
+                pytest.approx(start)
+            assert not states[rank, 1]['has_optimizer_state'][name]
+            assert states[rank, 2]['params'][f'head.{name}'].item() != \
+                pytest.approx(start, abs=1e-7)
+            assert states[rank, 2]['has_optimizer_state'][name]
+    first, second = states[0, 2], states[1, 2]
+    assert first['buffers']['prototype_mask'].any()
+    for name in ('prototypes', 'prototype_mask', 'cooccurrence'):
+        assert torch.equal(first['buffers'][name],
+                           second['buffers'][name]), name
+    for name, value in first['params'].items():
+        assert torch.equal(value, second['params'][name]), name
+
+
+@pytest.mark.slow
 def test_two_rank_evaluation_equals_single_process(tmp_path, demo_root):
     work_dir = str(tmp_path / 'train')
     opts = tiny_options(demo_root, sarb=False, epochs=1, num_val=41)
