@@ -2,12 +2,15 @@
 pseudo labels switch on at their epoch, their data-derived state (SST's
 feature bank, HST's prototypes and learnable margins) is saved and resumed
 exactly, tools/test.py reads the checkpoint."""
+import json
 import os.path as osp
+import re
 
 import pytest
 import torch
 
 import sarb_mm  # noqa: F401 (allowlists what mmengine checkpoints hold)
+from sarb_mm.datasets.synthetic import DEMO_CATEGORIES
 from .tiny import read_scalars, run_tool, tiny_options
 
 SHARED = [
@@ -128,3 +131,35 @@ def test_resumes_exactly_with_its_state(tmp_path, trained):
     assert full.keys() == resumed.keys()
     for key, value in full.items():
         assert torch.equal(value, resumed[key]), key
+
+
+@pytest.mark.slow
+def test_inference_and_attention_pictures(tmp_path, trained):
+    """tools/infer.py and tools/visualize_attention.py on the checkpoint,
+    with the config tools/train.py dumped (as a user would run them)."""
+    method, demo_root, work_dir = trained
+    config = osp.join(work_dir, osp.basename(METHODS[method]['config']))
+    checkpoint = osp.join(work_dir, 'epoch_3.pth')
+    image = osp.join(demo_root, 'val', 'val_000001.jpg')
+    out = str(tmp_path / 'results.json')
+    run_tool([
+        'tools/infer.py', config, checkpoint, image, '--out', out, '--device',
+        'cpu'
+    ])
+    with open(out) as f:
+        record, = json.load(f)
+    assert sorted(record['scores']) == sorted(DEMO_CATEGORIES)
+
+    figure = str(tmp_path / 'attention.png')
+    proc = run_tool([
+        'tools/visualize_attention.py', config, checkpoint, image, '--out',
+        figure, '--topk', '2', '--device', 'cpu'
+    ])
+    assert f'Saved the attention figure to {figure}' in proc.stdout
+    assert osp.getsize(figure) > 1000
+    # The attention tool's forward pass and the inferencer's agree on the
+    # scores of the classes it shows.
+    shown = dict(re.findall(r'^(\w+): (\d\.\d{4})$', proc.stdout, re.M))
+    assert len(shown) == 2
+    for name, score in shown.items():
+        assert record['scores'][name] == pytest.approx(float(score), abs=1e-4)
