@@ -174,9 +174,9 @@ def test_model_without_semantic_decoupling_neck(image_path):
             in_channels=32))
     with pytest.raises(
             InvalidInputError,
-            match='need a SARB model, whose neck is a '
-            'SemanticDecouplingNeck, but this model has '
-            'GlobalAveragePooling. Use a SARB config'):
+            match=r'need a model whose neck is a SemanticDecouplingNeck '
+            r'\(SARB, SST, HST\), but this model has GlobalAveragePooling. '
+            'Use such a config'):
         class_attention(baseline, image_path)
 
 

@@ -83,6 +83,6 @@ def test_baseline_config_is_a_clean_error(trained, tmp_path, monkeypatch,
         str(out)
     ], monkeypatch, capsys)
     assert code == 2, err
-    assert ('has model.neck type GlobalAveragePooling. Use a SARB config'
+    assert ('has model.neck type GlobalAveragePooling. Use such a config'
             in err)
     assert not out.exists()
