@@ -225,3 +225,20 @@ def test_float32_islands_under_bf16_autocast(name):
     assert mixed[3].dtype == full[3].dtype
     assert mixed[3].dtype in (torch.float32, torch.float64)
     torch.testing.assert_close(mixed[3], full[3], rtol=0, atol=0.05)
+
+
+def test_layer_decay_recipe_leaves_hst_margins_undecayed():
+    """HST's learnable margins are 0-d, like SARB's alpha and beta: the
+    layer-decay constructor exempts them from weight decay too."""
+    cfg = load('sarb_convnext-b_coco_p10.py')
+    hst = Config.fromfile(
+        osp.join(REPO, 'configs', '_base_', 'models', 'hst_r101.py'))
+    cfg.model.head = hst.model.head
+    model = build(cfg)
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):
+        wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+    by_name = {g['param_name']: g for g in wrapper.optimizer.param_groups}
+    for margin in ('head.intra_margin', 'head.inter_margin'):
+        assert by_name[margin]['params'][0].ndim == 0
+        assert by_name[margin]['weight_decay'] == 0
+    assert by_name['head.pair_fc1.weight']['weight_decay'] == WEIGHT_DECAY
