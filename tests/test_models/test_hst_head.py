@@ -7,8 +7,9 @@ and loss/HST.py's ``getIntraPseudoLabel``, ``getInterPseudoLabel`` and
 ``PrototypeContrastiveLoss`` (the ``.cuda()`` calls removed). model/HST.py's
 forward is model/SST.py's (test_sst_head.py's ``ref_forward``); loss/HST.py's
 ``BCELoss`` and ``intraAsymmetricLoss`` are loss/SST.py's, and its
-``InstanceContrastiveLoss`` is loss/SARB.py's ``ContrastiveLoss`` (checked
-against its own transcription in test_losses.py).
+``InstanceContrastiveLoss`` is loss/SARB.py's ``ContrastiveLoss`` word for
+word: the reference uses our ``category_contrastive_loss`` for it, which
+test_losses.py checks against a plain loop.
 """
 import pytest
 import torch
