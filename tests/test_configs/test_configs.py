@@ -38,7 +38,7 @@ _BUILT_MODELS = set()
 
 def test_every_paper_config_exists():
     names = {osp.basename(p) for p in CONFIGS}
-    for method in ('sarb', 'sst', 'hst'):
+    for method in ('sarb', 'sst', 'hst', 'dsrb'):
         for dataset in ('coco', 'voc', 'vg'):
             for p in range(10, 100, 10):
                 assert f'{method}_r101_{dataset}_p{p}.py' in names
@@ -48,7 +48,8 @@ def test_every_paper_config_exists():
 def test_config_builds(path, tmp_path):
     name = osp.basename(path)
     match = re.match(
-        r'(sarb|sst|hst|baseline)_([\w-]+)_(coco|voc|vg|demo)_p(\d+)', name)
+        r'(sarb|sst|hst|dsrb|baseline)_([\w-]+)_(coco|voc|vg|demo)_p(\d+)',
+        name)
     assert match, f'{name} does not follow the naming scheme'
     method, backbone, dataset, percent = match.groups()
     cfg = Config.fromfile(path)
@@ -88,10 +89,14 @@ def test_config_builds(path, tmp_path):
     assert 'PartialLabelHook' in hooks
     model_cfg = cfg.model
     model_cfg.backbone = dict(TINY_BACKBONE)
-    if method in ('sarb', 'sst', 'hst'):
+    if method != 'baseline':
         assert dict(
-            sarb='PrototypeHook', sst='LabelGraphHook',
-            hst='PrototypeHook')[method] in hooks
+            sarb='PrototypeHook',
+            sst='LabelGraphHook',
+            hst='PrototypeHook',
+            dsrb='QuadrantPrototypeHook')[method] in hooks
+        assert model_cfg.neck.get('with_peak_quadrants', False) == (
+            method == 'dsrb')
         assert model_cfg.neck.num_classes == num_classes
         vectors = model_cfg.neck.word_vectors
         if dataset != 'demo':

@@ -40,8 +40,12 @@ class _Loader(list):
         self.dataset = dataset
 
 
-def recomputed_epochs(model, epochs, interval=5, drop_at=None):
-    hook = PrototypeHook(interval=interval)
+def recomputed_epochs(model,
+                      epochs,
+                      interval=5,
+                      drop_at=None,
+                      hook_type=PrototypeHook):
+    hook = hook_type(interval=interval)
     seen = []
 
     def fake_update(runner, epoch):

@@ -100,23 +100,33 @@ def test_two_rank_sarb_training(tmp_path, demo_root):
     assert (classes[0, 0] == classes[0, 2]).float().mean() < 0.25
 
 
+TWO_RANK_METHODS = dict(
+    hst=("dict(type='PrototypeHook', interval=1)", (('intra_margin', 0.6),
+                                                    ('inter_margin', 0.3))),
+    dsrb=("dict(type='QuadrantPrototypeHook', interval=1)", (('alpha', 0.5),
+                                                             ('beta', 0.5))))
+
+
 @pytest.mark.slow
-def test_two_rank_hst_training(tmp_path, demo_root):
-    """HST on two ranks: bit-identical parameters, margins and prototypes;
-    the margins wait for the pseudo-label epoch (values and optimizer
-    state), then train."""
-    from .test_sst_hst_training import method_options
-    config = tmp_path / 'hst_dump.py'
+@pytest.mark.parametrize('method', sorted(TWO_RANK_METHODS))
+def test_two_rank_prototype_method_training(tmp_path, demo_root, method):
+    """HST and DSRB on two ranks: bit-identical parameters, prototypes and
+    learnable scalars (HST's margins, DSRB's alpha / beta), which wait for
+    the pseudo-label / blending epoch (values and optimizer state), then
+    train."""
+    from .test_family_training import METHODS, method_options
+    hook, scalars = TWO_RANK_METHODS[method]
+    config = tmp_path / f'{method}_dump.py'
     config.write_text(
-        f"_base_ = '{REPO}/configs/hst_r18_demo_p10.py'\n"
+        f"_base_ = '{REPO}/{METHODS[method]['config']}'\n"
         "custom_imports = dict(imports=['sarb_mm', "
         "'tests.test_tools.dump_state_hook'], allow_failed_imports=False)\n"
         "custom_hooks = [dict(type='PartialLabelHook'), "
-        "dict(type='EpochSeedHook'), dict(type='PrototypeHook', interval=1), "
+        f"dict(type='EpochSeedHook'), {hook}, "
         "dict(type='DumpRankStateHook')]\n")
     work_dir = str(tmp_path / 'work')
     options = [
-        o for o in method_options('hst', demo_root, epochs=2)
+        o for o in method_options(method, demo_root, epochs=2)
         if not o.startswith('custom_hooks.')
     ]
     _run_script([
@@ -131,7 +141,7 @@ def test_two_rank_hst_training(tmp_path, demo_root):
         for e in (1, 2)
     }
     for rank in (0, 1):
-        for name, start in (('intra_margin', 0.6), ('inter_margin', 0.3)):
+        for name, start in scalars:
             assert states[rank, 1]['params'][f'head.{name}'].item() == \
                 pytest.approx(start)
             assert not states[rank, 1]['has_optimizer_state'][name]

@@ -220,10 +220,12 @@ def test_model_index_describes_every_config():
                 train.dataset.type]
         assert meta['Epochs'] == cfg.train_cfg.max_epochs
         assert meta['Batch Size'] == train.batch_size
-        sarb = cfg.model.head.type == 'SARBHead'
+        sarb = cfg.model.head.type in ('SARBHead', 'DSRBHead')
         assert model.in_collection == dict(
-            SARBHead='SARB', SSTHead='SST',
-            HSTHead='HST').get(cfg.model.head.type, 'Partial-BCE')
+            SARBHead='SARB', SSTHead='SST', HSTHead='HST',
+            DSRBHead='DSRB').get(cfg.model.head.type, 'Partial-BCE')
+        assert ('Spatial Quadrant Prototypes' in meta['Architecture']) == (
+            cfg.model.head.type == 'DSRBHead')
         for branch in ('ilrb', 'plrb'):
             used = sarb and cfg.model.head.get(f'use_{branch}', True)
             assert (branch.upper() in meta['Architecture']) == used, path

@@ -61,11 +61,12 @@ def build_model(path, args):
         cfg.merge_from_dict(args.cfg_options)
     model = build_unweighted(cfg).to(args.device).train()
     head = model.head
-    # Every branch on: SARB's blending, SST's and HST's pseudo labels.
+    # Every branch on: SARB's and DSRB's blending, SST's and HST's pseudo
+    # labels.
     if hasattr(head, 'cooccurrence'):
         num_classes = head.num_classes
         head.cooccurrence.copy_(torch.rand(num_classes, num_classes))
-    if hasattr(head, 'set_prototypes'):  # SARB, HST
+    if hasattr(head, 'set_prototypes'):  # SARB, HST, DSRB
         head.set_prototypes(
             torch.randn_like(head.prototypes),
             torch.ones_like(head.prototype_mask))

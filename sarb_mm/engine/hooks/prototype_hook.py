@@ -8,6 +8,7 @@ from mmengine.utils import ProgressBar
 from mmpretrain.registry import HOOKS
 from torch.utils.data import DataLoader
 
+from sarb_mm.models.heads import DSRBHead
 from sarb_mm.models.utils import kmeans
 from sarb_mm.utils.distributed import gather_rows
 from sarb_mm.utils.errors import InvalidInputError
@@ -89,6 +90,17 @@ class PrototypeHook(LabelGraphHook):
         if self.seed >= 2**63 - 2**16:
             raise InvalidInputError(
                 f'PrototypeHook seed must be below 2**63 - 2**16, got {seed}.')
+
+    @classmethod
+    def _head(cls, runner):
+        head = super()._head(runner)
+        if isinstance(head, DSRBHead) and cls is PrototypeHook:
+            # K-means with K = 4 would run and silently make wrong ones.
+            raise TypeError(
+                "DSRBHead's prototypes are made per spatial quadrant: use "
+                "dict(type='QuadrantPrototypeHook') in custom_hooks instead "
+                'of PrototypeHook.')
+        return head
 
     def before_train(self, runner) -> None:
         super().before_train(runner)

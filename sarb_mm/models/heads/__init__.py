@@ -1,3 +1,4 @@
+from .dsrb_head import DSRBHead
 from .graph_head import ClassPrototypes, GraphClassifierHead
 from .hst_head import HSTHead
 from .pair_branch_head import PairBranchHead
@@ -6,5 +7,5 @@ from .sst_head import SSTHead, sst_margin
 
 __all__ = [
     'GraphClassifierHead', 'ClassPrototypes', 'PairBranchHead', 'SARBHead',
-    'SSTHead', 'HSTHead', 'sst_margin'
+    'SSTHead', 'HSTHead', 'DSRBHead', 'sst_margin'
 ]

@@ -7,9 +7,8 @@ from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
 from sarb_mm.utils.validation import check_int, check_weight
-from ..utils import (draw_prototype_classes, instance_blend,
-                     instance_blend_mask, prototype_blend,
-                     prototype_blend_mask)
+from ..utils import (blend_entries, draw_prototype_classes, instance_blend,
+                     instance_blend_mask, prototype_blend_mask)
 from .graph_head import ClassPrototypes, GraphClassifierHead
 
 
@@ -112,6 +111,21 @@ class SARBHead(ClassPrototypes, GraphClassifierHead):
             if not active
         ]
 
+    def prototype_partners(
+            self, feats: Sequence[torch.Tensor],
+            targets: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """PLRB's draw: one of the K prototypes for the whole batch and one
+        unknown class per image (see ``draw_prototype_classes``).
+
+        Returns:
+            tuple[Tensor, Tensor]: The prototypes to blend with,
+            broadcastable to (B, C, D), and the bool (B, C) entries.
+        """
+        index = int(torch.randint(self.num_prototypes, (1, )))
+        classes = draw_prototype_classes(targets, self.prototype_mask)
+        return (self.prototypes[:, index].unsqueeze(0),
+                prototype_blend_mask(classes, self.num_classes))
+
     def loss(self, feats: Sequence[torch.Tensor],
              data_samples: List[DataSample],
              **kwargs) -> Dict[str, torch.Tensor]:
@@ -128,14 +142,11 @@ class SARBHead(ClassPrototypes, GraphClassifierHead):
             variants.append((blended - features, instance_blend_mask(targets)))
             branch_targets.append(soft)
         if run_plrb:
-            index = int(torch.randint(self.num_prototypes, (1, )))
-            classes = draw_prototype_classes(targets, self.prototype_mask)
-            blended, soft = prototype_blend(features, targets,
-                                            self.prototypes[:, index], classes,
-                                            self.beta.clamp(0, 1))
+            others, mask = self.prototype_partners(feats, targets)
+            blended, soft = blend_entries(features, targets, others, mask,
+                                          self.beta.clamp(0, 1))
             names.append('loss_plrb')
-            variants.append((blended - features,
-                             prototype_blend_mask(classes, self.num_classes)))
+            variants.append((blended - features, mask))
             branch_targets.append(soft)
 
         # The (up to) 3B copies go through the same weights in one batch;

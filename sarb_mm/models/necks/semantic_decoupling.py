@@ -12,6 +12,7 @@ from sarb_mm.utils.errors import InvalidInputError
 from sarb_mm.utils.npy import load_checked_npy
 from sarb_mm.utils.validation import check_int
 from sarb_mm.utils.word_vectors import check_class_embeddings
+from ..utils.quadrants import peak_quadrants
 
 
 class _TanhProductScore(torch.autograd.Function):
@@ -96,6 +97,10 @@ class SemanticDecouplingNeck(BaseModule):
             backbone map before the reduction; 1 for none. The published
             ResNet-101 ends with ``AvgPool2d(2, stride=2)`` (a 7 x 7 map at
             448 px), so the ResNet-101 configs set 2. Defaults to 1.
+        with_peak_quadrants (bool): Also return, before the category
+            features, the quadrant (long (B, C)) of each class's peak on its
+            attention-weighted map, which ``DSRBHead`` and
+            ``QuadrantPrototypeHook`` need. Defaults to False.
         init_cfg (dict, optional): Initialisation config.
     """
 
@@ -107,8 +112,10 @@ class SemanticDecouplingNeck(BaseModule):
                  attn_channels: int = 512,
                  word_vectors: Optional[str] = None,
                  input_pool: int = 1,
+                 with_peak_quadrants: bool = False,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
+        self.with_peak_quadrants = bool(with_peak_quadrants)
         self.num_classes = check_int(num_classes, 'neck num_classes')
         self.input_pool = check_int(input_pool, 'neck input_pool')
         for name, value in (('in_channels', in_channels),
@@ -143,9 +150,19 @@ class SemanticDecouplingNeck(BaseModule):
         self.attn_score = nn.Linear(attn_channels, 1)
 
     def forward(self, inputs: Sequence[torch.Tensor]) -> Tuple[torch.Tensor]:
-        """Map the last backbone feature map to category features (B, C, D)."""
-        features, attention, _ = self._decouple(inputs)
-        return (attention_pool(attention, features), )
+        """Map the last backbone feature map to category features (B, C, D)
+        (preceded by the peak quadrants with ``with_peak_quadrants``)."""
+        features, attention, (height, width) = self._decouple(inputs)
+        pooled = attention_pool(attention, features)
+        if not self.with_peak_quadrants:
+            return (pooled, )
+        with torch.no_grad():
+            # sum_d (a x)[n, c, d] = a[n, c] * sum_d x[n, d]: the channel
+            # sums of the weighted maps without the (B, N, C, D) tensor.
+            sums = attention * features.float().sum(-1, keepdim=True)
+            quadrants = peak_quadrants(
+                sums.reshape(sums.shape[0], height, width, -1))
+        return quadrants, pooled
 
     def attention_maps(self, inputs: Sequence[torch.Tensor]) -> torch.Tensor:
         """The category attention that :meth:`forward` pools with.

@@ -21,12 +21,8 @@ def instance_blend(features: torch.Tensor, targets: torch.Tensor,
     Returns:
         tuple[Tensor, Tensor]: Blended features and soft targets.
     """
-    partner_features = features.flip(0)
-    mask = instance_blend_mask(targets)
-    blended = torch.where(
-        mask.unsqueeze(-1), alpha * features + (1 - alpha) * partner_features,
-        features)
-    return blended, torch.where(mask, 1 - alpha, targets)
+    return blend_entries(features, targets, features.flip(0),
+                         instance_blend_mask(targets), alpha)
 
 
 def instance_blend_mask(targets: torch.Tensor) -> torch.Tensor:
@@ -60,12 +56,40 @@ def draw_prototype_classes(
     Returns:
         Tensor: Long (B,) class indices or -1.
     """
+    chosen = draw_prototype_mask(targets, prototype_mask, 1, generator)
+    return torch.where(chosen.any(dim=1), chosen.byte().argmax(dim=1), -1)
+
+
+def draw_prototype_mask(
+        targets: torch.Tensor,
+        prototype_mask: torch.Tensor,
+        k: int,
+        generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """Draw, per image, ``k`` unknown classes that have prototypes.
+
+    A uniform draw without replacement among the image's unknown classes
+    whose prototypes exist; an image with fewer such classes gets all of
+    them (the authors' top-k over ``rand * (y == 0)`` then picks known
+    classes too, and blends them).
+
+    Args:
+        targets (Tensor): Partial labels (B, C).
+        prototype_mask (Tensor): Bool (C,), True where a class has
+            prototypes.
+        k (int): Classes drawn per image at most.
+        generator (torch.Generator, optional): Source of the draw.
+
+    Returns:
+        Tensor: Bool (B, C), True on the drawn entries.
+    """
     candidates = (targets == 0) & prototype_mask.unsqueeze(0)
     draws = torch.rand(
         targets.shape, generator=generator, device=targets.device)
-    # argmax of iid uniforms over the candidates is a uniform choice.
-    classes = torch.where(candidates, draws, -1.0).argmax(dim=1)
-    return torch.where(candidates.any(dim=1), classes, -1)
+    # The k largest of iid uniforms over the candidates: a uniform choice.
+    scores = torch.where(candidates, draws, -1.0)
+    top = scores.topk(min(k, targets.shape[1]), dim=1).indices
+    chosen = torch.zeros_like(candidates).scatter_(1, top, True)
+    return chosen & candidates
 
 
 def prototype_blend(features: torch.Tensor, targets: torch.Tensor,
@@ -86,11 +110,32 @@ def prototype_blend(features: torch.Tensor, targets: torch.Tensor,
     Returns:
         tuple[Tensor, Tensor]: Blended features and soft targets.
     """
-    mask = prototype_blend_mask(classes, targets.shape[1])
+    return blend_entries(features, targets, prototypes.unsqueeze(0),
+                         prototype_blend_mask(classes, targets.shape[1]), beta)
+
+
+def blend_entries(features: torch.Tensor, targets: torch.Tensor,
+                  others: torch.Tensor, mask: torch.Tensor,
+                  weight: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """``F~ = w F + (1-w) G`` and ``y~ = 1 - w`` on the masked entries.
+
+    The blend of every branch (ILRB, PLRB, DSRB's quadrant prototypes);
+    entries outside the mask keep their feature and label.
+
+    Args:
+        features (Tensor): Category features F (B, C, D).
+        targets (Tensor): Partial labels y (B, C).
+        others (Tensor): What to blend with, G, broadcastable to (B, C, D).
+        mask (Tensor): Bool (B, C), the entries to blend.
+        weight (Tensor): Scalar weight w of F, in [0, 1].
+
+    Returns:
+        tuple[Tensor, Tensor]: Blended features and soft targets.
+    """
     blended = torch.where(
-        mask.unsqueeze(-1), beta * features +
-        (1 - beta) * prototypes.unsqueeze(0).to(features.dtype), features)
-    return blended, torch.where(mask, 1 - beta, targets)
+        mask.unsqueeze(-1),
+        weight * features + (1 - weight) * others.to(features.dtype), features)
+    return blended, torch.where(mask, 1 - weight, targets)
 
 
 def cooccurrence_matrix(partial_labels) -> torch.Tensor:

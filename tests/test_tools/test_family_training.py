@@ -1,6 +1,7 @@
-"""End to end: SST and HST train on the demo with tools/train.py, their
-pseudo labels switch on at their epoch, their data-derived state (SST's
-feature bank, HST's prototypes and learnable margins) is saved and resumed
+"""End to end: SST, HST and DSRB train on the demo with tools/train.py,
+their pseudo labels or blending switch on at their epoch, their
+data-derived state (SST's feature bank, HST's prototypes and learnable
+margins, DSRB's quadrant prototypes and alpha / beta) is saved and resumed
 exactly, tools/test.py reads the checkpoint."""
 import json
 import os.path as osp
@@ -16,27 +17,39 @@ from .tiny import read_scalars, run_tool, tiny_options
 SHARED = [
     'model.neck.in_channels=128', 'model.neck.feat_channels=64',
     'model.neck.attn_channels=32', 'model.neck.embed_dims=16',
-    'model.head.in_channels=64', 'model.head.out_channels=64',
+    'model.head.in_channels=64', 'model.head.out_channels=64'
+]
+PAIR_BRANCH = [
     'model.head.pair_channels=16', 'model.head.pseudo_label_epoch=1'
 ]
 METHODS = dict(
     sst=dict(
         config='configs/sst_r18_demo_p10.py',
         hook="dict(type='LabelGraphHook')",
-        options=[
+        options=PAIR_BRANCH + [
             'model.head.bank_size=8', 'model.head.initial_margin=0.6',
             'model.head.final_margin=0.5'
         ],
+        ramped_losses=('loss_pair', 'loss_con'),
         transfer_losses=('loss_intra', 'loss_inter')),
     hst=dict(
         config='configs/hst_r18_demo_p10.py',
         hook="dict(type='PrototypeHook', interval=1)",
-        options=[
+        options=PAIR_BRANCH + [
             'model.head.num_prototypes=3', 'model.head.intra_margin=0.6',
             'model.head.inter_margin=0.3', 'custom_hooks.2.interval=1'
         ],
+        ramped_losses=('loss_pair', 'loss_con'),
         transfer_losses=('loss_intra_cls', 'loss_inter_cls', 'loss_intra',
-                         'loss_inter', 'loss_proto')))
+                         'loss_inter', 'loss_proto')),
+    dsrb=dict(
+        config='configs/dsrb_r18_demo_p10.py',
+        hook="dict(type='QuadrantPrototypeHook', interval=1)",
+        options=[
+            'model.head.blend_start_epoch=1', 'custom_hooks.2.interval=1'
+        ],
+        ramped_losses=('loss_con', ),
+        transfer_losses=('loss_ilrb', 'loss_plrb')))
 
 
 def method_options(method, demo_root, epochs=3):
@@ -65,14 +78,15 @@ def test_trains_and_tests(tmp_path, trained):
     train = [s for s in read_scalars(work_dir) if 'loss' in s]
     assert len(train) == 12  # 64 images / batch 16 x 3 epochs
     transfer = METHODS[method]['transfer_losses']
-    for key in ('loss_cls', 'loss_pair', 'loss_con') + transfer:
+    ramped = METHODS[method]['ramped_losses']
+    for key in ('loss_cls', ) + ramped + transfer:
         assert all(key in s for s in train), key
-    # Pseudo labels from epoch 1 on; the pair and contrastive terms ramp up
-    # over epoch 0 (0 at its first iteration).
+    # Pseudo labels (blending) from epoch 1 on; the pair and contrastive
+    # terms ramp up over epoch 0 (0 at its first iteration).
     assert all(s[key] == 0 for s in train[:4] for key in transfer)
     for key in transfer:
         assert any(s[key] > 0 for s in train[4:]), key
-    assert train[0]['loss_pair'] == train[0]['loss_con'] == 0
+    assert all(train[0][key] == 0 for key in ramped)
     assert train[-1]['loss_cls'] < train[0]['loss_cls']
 
     checkpoint = osp.join(work_dir, 'epoch_3.pth')
@@ -82,6 +96,19 @@ def test_trains_and_tests(tmp_path, trained):
         bank = state['head.feature_bank']
         assert bank.shape == (12, 8, 64) and bank.abs().sum() > 0
         assert torch.count_nonzero(bank.abs().sum(-1)) > 12  # several/class
+    elif method == 'dsrb':
+        # alpha and beta idle in epoch 0, then trained by the blends.
+        for key in ('alpha', 'beta'):
+            assert all(s[key] == pytest.approx(0.5) for s in train[:5])
+            assert state[f'head.{key}'] != pytest.approx(0.5, abs=1e-6)
+        assert state['head.prototypes'].shape == (12, 4, 64)
+        mask = state['head.prototype_mask']
+        assert mask.any() and not state['head.prototypes'][~mask].any()
+        # Quadrants differ from their class mean where the class peaks in
+        # several of them.
+        spread = (state['head.prototypes'] -
+                  state['head.prototypes'].mean(1, keepdim=True)).abs()
+        assert spread[mask].amax() > 0
     else:
         # Margins idle in epoch 0 (no gradient, so weight decay leaves them
         # too), then trained by the pseudo-label BCE.

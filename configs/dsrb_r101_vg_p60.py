@@ -1,0 +1,2 @@
+_base_ = './dsrb_r101_vg_p10.py'
+train_dataloader = dict(dataset=dict(known_ratio=0.6))
