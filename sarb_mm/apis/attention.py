@@ -152,8 +152,9 @@ def check_attention_config(cfg: Config) -> None:
 def _not_sarb(found: str) -> str:
     return (
         'Attention maps need a model whose neck is a SemanticDecouplingNeck '
-        f'(SARB, SST, HST, DSRB), but {found}. Use such a config (e.g. configs/sarb_r18_demo_p10.py) and its '
-        'checkpoint; baseline configs have no category attention.')
+        f'(SARB, SST, HST, DSRB), but {found}. Use such a config (e.g. '
+        'configs/sarb_r18_demo_p10.py) and its checkpoint; baseline configs '
+        'have no category attention.')
 
 
 def _class_names(model: nn.Module, num_classes: int) -> List[str]:
