@@ -112,15 +112,15 @@ def test_printed_command_names_real_files_and_valid_arguments(
                     f'arguments (exit status {err.code})')
 
 
-def test_readme_and_results_page_show_the_same_demo_table():
+@pytest.mark.parametrize('table', ['demo-table', 'speed-table'])
+def test_readme_and_results_page_show_the_same_table(table):
     tables = []
     for name in ('README.md', 'docs/results.md'):
         with open(osp.join(REPO, name), encoding='utf-8') as f:
             text = f.read()
         found = re.findall(
-            r'<!-- demo-table:start -->\n(.*?)<!-- demo-table:end -->', text,
-            re.S)
-        assert len(found) == 1, f'{name}: one marked demo table expected'
+            f'<!-- {table}:start -->\n(.*?)<!-- {table}:end -->', text, re.S)
+        assert len(found) == 1, f'{name}: one marked {table} expected'
         tables.append(found[0])
     assert tables[0] == tables[1]
 

@@ -270,3 +270,31 @@ def test_inference_output_is_the_category_features_logits():
     plain.load_state_dict(neck.state_dict())
     torch.testing.assert_close(head(feats), head(plain([fmap])))
     assert isinstance(neck.reduce, nn.Sequential)
+
+
+def test_batch_of_one():
+    """D4: no squeeze, so one image blends its own row with its prototype
+    (the published squeeze drops the batch axis)."""
+    neck, head, maps = _models(1)
+    head.set_progress(5, 0, 10)
+    fmap = torch.randn(1, DB, SIDE, SIDE)
+    neck.eval()  # BatchNorm cannot take batch statistics of one image
+    torch.manual_seed(3)
+    feats = neck([fmap])
+    losses = head.loss(feats, _samples()[:1])
+    torch.manual_seed(3)
+    # The reference on the one image: the same draws, the same prototype.
+    quadrant = feats[0]
+    shifted = other_quadrants(quadrant, torch.randint(1, 4, quadrant.shape))
+    drawn = torch.rand(1, C) * (TARGETS[:1] == 0)
+    cls = int(drawn.argmax())
+    blended = feats[1].clone()
+    blended[
+        0, cls] = 0.7 * blended[0, cls] + 0.3 * maps[cls, shifted[0, cls]].sum(
+            (0, 1))
+    target = TARGETS[:1].clone()
+    target[0, cls] = 1 - 0.7
+    torch.testing.assert_close(losses['loss_plrb'],
+                               ref_bce(head.classify(blended), target))
+    # Its own partner: the instance copy is the image itself.
+    torch.testing.assert_close(losses['loss_ilrb'], losses['loss_cls'])
