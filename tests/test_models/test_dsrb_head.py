@@ -252,8 +252,8 @@ def test_neck_needs_the_quadrants_for_dsrb():
     head.set_progress(5, 0, 10)
     with pytest.raises(InvalidInputError, match='with_peak_quadrants=True'):
         head.loss((torch.randn(B, C, D), ), _samples())
-    with pytest.raises(InvalidInputError, match='remove num_prototypes'):
-        MODELS.build(dict(type='DSRBHead', num_classes=C, num_prototypes=4))
+    with pytest.raises(InvalidInputError, match='num_prototypes is 10'):
+        MODELS.build(dict(type='DSRBHead', num_classes=C, num_prototypes=10))
 
 
 def test_inference_output_is_the_category_features_logits():

@@ -30,15 +30,21 @@ class DSRBHead(SARBHead):
     Args:
         num_classes (int): Number of categories C.
         top_k (int): Unknown classes blended per image. Defaults to 1.
-        **kwargs: The other arguments of ``SARBHead`` (``num_prototypes``
-            excepted: there is one prototype per quadrant).
+        num_prototypes (int): Prototypes per class: one per quadrant, so 4
+            (any other value is refused). Defaults to 4.
+        **kwargs: The other arguments of ``SARBHead``.
     """
 
-    def __init__(self, num_classes: int, top_k: int = 1, **kwargs) -> None:
-        if 'num_prototypes' in kwargs:
+    def __init__(self,
+                 num_classes: int,
+                 top_k: int = 1,
+                 num_prototypes: int = QUADRANTS,
+                 **kwargs) -> None:
+        if num_prototypes != QUADRANTS:
             raise InvalidInputError(
-                'DSRBHead has one prototype per quadrant (4): remove '
-                'num_prototypes from model.head.')
+                f'DSRBHead has one prototype per quadrant, 4, but '
+                f'model.head.num_prototypes is {num_prototypes!r}: set it '
+                'to 4 or remove it.')
         super().__init__(num_classes, num_prototypes=QUADRANTS, **kwargs)
         self.top_k = check_int(top_k, 'DSRBHead top_k')
 
