@@ -175,7 +175,8 @@ def test_model_without_semantic_decoupling_neck(image_path):
     with pytest.raises(
             InvalidInputError,
             match=r'need a model whose neck is a SemanticDecouplingNeck '
-            r'\(SARB, SST, HST, DSRB\), but this model has GlobalAveragePooling. '
+            r'\(SARB, SST, HST, DSRB\), but this model has '
+            r'GlobalAveragePooling. '
             'Use such a config'):
         class_attention(baseline, image_path)
 
