@@ -18,8 +18,8 @@ from mmpretrain.registry import MODELS
 import sarb_mm  # noqa: F401
 from sarb_mm.models.losses import category_contrastive_loss
 from sarb_mm.models.utils.soft_pseudo_labels import (
-    merge_pseudo_labels, prototype_contrastive_loss, soft_cross_image_scores,
-    soft_intra_image_scores)
+    merge_pseudo_labels, prototype_contrastive_loss, prototype_similarity,
+    soft_cross_image_scores, soft_intra_image_scores)
 from .test_pseudo_labels import ref_intra_asymmetric_loss
 from .test_sst_head import DOUT, B, C, D, I, _batch, ref_bce, ref_forward
 
@@ -189,12 +189,14 @@ def test_scores_by_hand():
     features = torch.tensor([[[1., 0.], [0., 1.]]])
     prototypes = torch.tensor([[[2., 0.], [0., 3.]], [[0., 1.], [0., 1.]]])
     torch.testing.assert_close(
-        soft_cross_image_scores(features, prototypes, torch.tensor(0.25)),
+        soft_cross_image_scores(
+            prototype_similarity(features, prototypes), torch.tensor(0.25)),
         torch.tensor([[0.25, 0.75]]))
     # 1 + t * s over the entries: (1 + 0.5) and (1 - 1) -> 0.75.
     torch.testing.assert_close(
-        prototype_contrastive_loss(features, torch.tensor([[1., -1.]]),
-                                   prototypes), torch.tensor(0.75))
+        prototype_contrastive_loss(
+            prototype_similarity(features, prototypes),
+            torch.tensor([[1., -1.]])), torch.tensor(0.75))
 
 
 def test_without_prototypes_the_error_names_the_hook():

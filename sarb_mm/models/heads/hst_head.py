@@ -11,6 +11,7 @@ from ..losses.partial_bce import partial_bce
 from ..utils.pseudo_labels import pair_asymmetric_loss
 from ..utils.soft_pseudo_labels import (merge_pseudo_labels,
                                         prototype_contrastive_loss,
+                                        prototype_similarity,
                                         soft_cross_image_scores,
                                         soft_intra_image_scores)
 from .graph_head import ClassPrototypes
@@ -165,8 +166,8 @@ class HSTHead(ClassPrototypes, PairBranchHead):
                     "dict(type='PrototypeHook', interval=5) to custom_hooks.")
             intra = soft_intra_image_scores(pair_logits, targets,
                                             self.intra_margin)
-            inter = soft_cross_image_scores(features, self.prototypes,
-                                            self.inter_margin)
+            similarity = prototype_similarity(features, self.prototypes)
+            inter = soft_cross_image_scores(similarity, self.inter_margin)
             losses['loss_intra_cls'] = self.loss_module(
                 logits, merge_pseudo_labels(targets, intra))
             losses['loss_inter_cls'] = self.loss_module(
@@ -176,8 +177,7 @@ class HSTHead(ClassPrototypes, PairBranchHead):
             losses['loss_inter'] = self.weights['inter'] * partial_bce(
                 inter, targets)
             losses['loss_proto'] = self.weights[
-                'proto'] * prototype_contrastive_loss(features, targets,
-                                                      self.prototypes)
+                'proto'] * prototype_contrastive_loss(similarity, targets)
         idle = self.idle_parameters()
         if idle:
             # Keeps DDP from waiting for their gradients; the zero

@@ -31,22 +31,28 @@ def soft_intra_image_scores(pair_logits: torch.Tensor, targets: torch.Tensor,
     return torch.clamp(scores - margin, min=0, max=1)
 
 
-def soft_cross_image_scores(features: torch.Tensor, prototypes: torch.Tensor,
+def prototype_similarity(features: torch.Tensor,
+                         prototypes: torch.Tensor) -> torch.Tensor:
+    """(B, C) mean cosine similarity of each category feature (B, C, D) to
+    its class's (C, K, D) prototypes, in float32; what the cross-image
+    scores and the prototype term share."""
+    return mean_cosine(features.float(), prototypes.float())
+
+
+def soft_cross_image_scores(similarity: torch.Tensor,
                             margin: torch.Tensor) -> torch.Tensor:
     """``clamp(s - margin, 0, 1)`` of the mean cosine similarity s of each
     category feature to its class's prototypes.
 
     Args:
-        features (Tensor): Category features (B, C, D).
-        prototypes (Tensor): (C, K, D) class prototypes.
+        similarity (Tensor): (B, C) from :func:`prototype_similarity`.
         margin (Tensor): 0-d cross-image margin.
 
     Returns:
         Tensor: (B, C) scores in [0, 1], differentiable in the features
         and the margin.
     """
-    scores = mean_cosine(features.float(), prototypes.float())
-    return torch.clamp(scores - margin, min=0, max=1)
+    return torch.clamp(similarity - margin, min=0, max=1)
 
 
 def merge_pseudo_labels(targets: torch.Tensor,
@@ -64,8 +70,8 @@ def merge_pseudo_labels(targets: torch.Tensor,
     return targets.float() + unknown * (scores.detach() > 0).float()
 
 
-def prototype_contrastive_loss(features: torch.Tensor, targets: torch.Tensor,
-                               prototypes: torch.Tensor) -> torch.Tensor:
+def prototype_contrastive_loss(similarity: torch.Tensor,
+                               targets: torch.Tensor) -> torch.Tensor:
     """Mean over all (B, C) entries of ``1 + t * s``, s the mean cosine
     similarity of the category feature to its class's prototypes.
 
@@ -74,12 +80,10 @@ def prototype_contrastive_loss(features: torch.Tensor, targets: torch.Tensor,
     (t = 1) pushed away from them; unknown entries add the constant 1.
 
     Args:
-        features (Tensor): Category features (B, C, D).
+        similarity (Tensor): (B, C) from :func:`prototype_similarity`.
         targets (Tensor): Partial labels (B, C) in {-1, 0, 1}.
-        prototypes (Tensor): (C, K, D) class prototypes.
 
     Returns:
         Tensor: Scalar loss.
     """
-    similarity = mean_cosine(features.float(), prototypes.float())
     return (similarity * targets.float() + 1).mean()
