@@ -1,6 +1,6 @@
 """QuadrantPrototypeHook: DSRB's per-quadrant prototypes equal to the
-published ``computePrototype_featuremap`` as repaired (D7: the zero
-placeholder map is not averaged in; D8: a class without known positives
+published ``computePrototype_featuremap`` as repaired (D6: the zero
+placeholder map is not averaged in; D7: a class without known positives
 gets no prototypes instead of stopping the run), and capped as documented.
 """
 import pytest
@@ -35,7 +35,7 @@ def _batch(indices, targets, generator, size=160):
 
 def ref_compute_prototype_featuremap(model, batches):
     """model/DSRB.py computePrototype_featuremap (eval mode, no grad), on
-    the (B, H, W, C, D) maps, with D7 and D8."""
+    the (B, H, W, C, D) maps, with D6 and D7."""
     model.eval()
     features = None
     with torch.no_grad():
@@ -68,11 +68,11 @@ def ref_compute_prototype_featuremap(model, batches):
     for cls in range(C):
         kept = [features[cls][i][1:] for i in range(4)]
         mask.append(sum(len(k) for k in kept) > 0)
-        if not mask[-1]:  # D8
+        if not mask[-1]:  # D7
             continue
         average = torch.cat(kept, dim=0).mean(0)
         for q in range(4):
-            # D7: the mean of the kept maps, placeholder left out.
+            # D6: the mean of the kept maps, placeholder left out.
             prototypes[cls, q] = kept[q].mean(0) if len(kept[q]) else average
     return prototypes, torch.tensor(mask), features
 

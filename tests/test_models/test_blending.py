@@ -332,6 +332,48 @@ def test_head_alpha_beta_clamped_before_use():
     assert losses['alpha'] == 0 and losses['beta'] == 1
 
 
+def test_alpha_beta_trajectory_as_published_across_the_bounds():
+    """Adam steps that push alpha and beta past [0, 1]: the published
+    forward clamps them in place and takes the gradient at the clamped
+    value, so they can come back. A clamp at use (zero gradient outside
+    [0, 1] and at 0 and 1) would leave them stuck; this follows the
+    published trajectory step by step."""
+    ours, ref = _head(), _head()
+    with torch.no_grad():
+        for head in (ours, ref):
+            head.alpha.fill_(0.97)
+            head.beta.fill_(0.03)
+            head.set_prototypes(*_prototypes())
+    optimizers = [
+        torch.optim.Adam(h.parameters(), lr=0.05, weight_decay=5e-4)
+        for h in (ours, ref)
+    ]
+    crossed = set()
+    for step in range(12):
+        F = _features(40 + step)
+        for head, optimizer, published in ((ours, optimizers[0], False),
+                                           (ref, optimizers[1], True)):
+            if published:  # model/SARB.py forward, before the blends
+                with torch.no_grad():
+                    head.alpha.data.clamp_(min=0, max=1)
+                    head.beta.data.clamp_(min=0, max=1)
+            head.set_progress(6, step, 12)
+            torch.manual_seed(step)
+            losses = head.loss((F, ), _samples(TARGETS))
+            sum(v for k, v in losses.items()
+                if k.startswith('loss')).backward()
+            optimizer.step()
+            optimizer.zero_grad()
+        for name in ('alpha', 'beta'):
+            value = float(getattr(ref, name).detach())
+            if not 0 <= value <= 1:
+                crossed.add(name)
+        for (name, p), q in zip(ours.named_parameters(), ref.parameters()):
+            torch.testing.assert_close(p, q, msg=f'{name} at step {step}')
+    # Both left [0, 1] at some step (and were brought back by the clamp).
+    assert crossed == {'alpha', 'beta'}
+
+
 def test_head_batch_of_one():
     head = _head()
     head.set_prototypes(*_prototypes())

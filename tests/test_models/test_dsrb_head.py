@@ -83,7 +83,7 @@ def ref_peak_quadrant(F):
 
 
 def ref_mixup_prototype(head, F, T, prototype_featuremap, top_k):
-    """mixupPrototype_featuremap; D5: ``.squeeze()`` dropped, D6: only
+    """mixupPrototype_featuremap; D4: ``.squeeze()`` dropped, D5: only
     unknown classes are drawn."""
     index = ref_peak_quadrant(F)
     index = (index - torch.randint(1, 4, index.size())) % 4
@@ -101,7 +101,7 @@ def ref_mixup_prototype(head, F, T, prototype_featuremap, top_k):
     matrix = torch.zeros_like(matrix).scatter_(
         1,
         torch.topk(matrix, top_k, dim=1)[1], 1)
-    matrix = matrix * (T == 0)  # D6
+    matrix = matrix * (T == 0)  # D5
     mixed_target = (1 - matrix) * T + matrix * (1 - head.beta)
     matrix = matrix.unsqueeze(1).unsqueeze(1).unsqueeze(-1).repeat(
         1, F.size(1), F.size(1), 1, F.size(-1))
@@ -118,6 +118,8 @@ def ref_step(neck, head, fmap, T, prototype_featuremap, top_k, epoch,
     output = ref_classify(head, semantic)
     blend = epoch >= 5
     if blend:
+        head.alpha.data.clamp_(min=0.0, max=1.0)
+        head.beta.data.clamp_(min=0.0, max=1.0)
         mixed1, target1 = ref_mixup_instance(head, maps, T)
         mixed2, target2 = ref_mixup_prototype(head, maps, T,
                                               prototype_featuremap, top_k)
@@ -132,7 +134,7 @@ def ref_step(neck, head, fmap, T, prototype_featuremap, top_k, epoch,
     return output, losses, maps
 
 
-def _models(top_k):
+def _models(top_k, alpha=0.3, beta=0.7):
     neck = SemanticDecouplingNeck(
         num_classes=C,
         in_channels=DB,
@@ -152,8 +154,8 @@ def _models(top_k):
     with torch.no_grad():
         for p in head.parameters():
             p.copy_(torch.randn(p.shape, generator=gen) * 0.5)
-        head.alpha.fill_(0.3)
-        head.beta.fill_(0.7)
+        head.alpha.fill_(alpha)
+        head.beta.fill_(beta)
         cooc = torch.rand(C, C, generator=gen)
         cooc.fill_diagonal_(0)
         head.cooccurrence.copy_(cooc)
@@ -166,13 +168,14 @@ def _samples():
     return [DataSample().set_gt_score(t) for t in TARGETS]
 
 
-@pytest.mark.parametrize('top_k,epoch,batch_index', [(1, 0, 3), (1, 5, 2),
-                                                     (2, 5, 0), (1, 9, 1),
-                                                     (3, 12, 4)])
-def test_one_step_equals_the_published(top_k, epoch, batch_index):
+@pytest.mark.parametrize('top_k,epoch,batch_index,alpha,beta',
+                         [(1, 0, 3, 0.3, 0.7), (1, 5, 2, 0.3, 0.7),
+                          (2, 5, 0, 0.3, 0.7), (1, 9, 1, 1.2, -0.1),
+                          (3, 12, 4, 0.3, 0.7)])
+def test_one_step_equals_the_published(top_k, epoch, batch_index, alpha, beta):
     iters = 10
-    neck, head, maps = _models(top_k)
-    ref_neck, ref_head, _ = _models(top_k)
+    neck, head, maps = _models(top_k, alpha, beta)
+    ref_neck, ref_head, _ = _models(top_k, alpha, beta)
     fmap = torch.randn(
         B, DB, SIDE, SIDE, generator=torch.Generator().manual_seed(2)) * 2
     ours_in = fmap.clone().requires_grad_()
@@ -206,6 +209,8 @@ def test_one_step_equals_the_published(top_k, epoch, batch_index):
             else:
                 torch.testing.assert_close(p.grad, q.grad, msg=name)
     if epoch >= 5:
+        # Clamped in place first (1.2 -> 1, -0.1 -> 0), with a gradient.
+        assert 0 <= head.alpha <= 1 and 0 <= head.beta <= 1
         assert head.alpha.grad != 0 and head.beta.grad != 0
 
 
@@ -273,8 +278,8 @@ def test_inference_output_is_the_category_features_logits():
 
 
 def test_batch_of_one():
-    """D4: no squeeze, so one image blends its own row with its prototype
-    (the published squeeze drops the batch axis)."""
+    """One image blends its own row with the prototype of its drawn
+    quadrant."""
     neck, head, maps = _models(1)
     head.set_progress(5, 0, 10)
     fmap = torch.randn(1, DB, SIDE, SIDE)
@@ -298,3 +303,14 @@ def test_batch_of_one():
                                ref_bce(head.classify(blended), target))
     # Its own partner: the instance copy is the image itself.
     torch.testing.assert_close(losses['loss_ilrb'], losses['loss_cls'])
+
+
+def test_prototype_gather_keeps_every_axis():
+    """D4: one class, three images: (B, 1, D), each image its quadrant."""
+    prototypes = torch.arange(4 * 2.).view(1, 4, 2)
+    quadrants = torch.tensor([[3], [0], [2]])
+    gathered = quadrant_prototype_features(prototypes, quadrants)
+    assert gathered.shape == (3, 1, 2)
+    torch.testing.assert_close(gathered[:, 0], prototypes[0, [3, 0, 2]])
+    # A 1 x 1 map: its one position is in the lower right half-planes.
+    assert peak_quadrants(torch.ones(2, 1, 1, 1)).tolist() == [[3], [3]]

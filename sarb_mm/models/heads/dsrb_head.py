@@ -59,7 +59,9 @@ class DSRBHead(SARBHead):
             entries to blend.
         """
         quadrants = peak_quadrants_of(feats)
-        # The authors' draws, in their order: shifts, then the classes.
+        # The authors' draws, in their order: shifts, then the classes
+        # (their generators on the CPU; on a GPU the classes come from the
+        # CUDA generator, as SARB's do).
         shifts = torch.randint(1, QUADRANTS,
                                quadrants.shape).to(quadrants.device)
         mask = draw_prototype_mask(targets, self.prototype_mask, self.top_k)

@@ -75,7 +75,8 @@ class SARBHead(ClassPrototypes, GraphClassifierHead):
         self.plrb_loss_weight = check_weight(plrb_loss_weight,
                                              'SARBHead plrb_loss_weight')
 
-        # Learnable blending weights, clamped into [0, 1] at every use.
+        # Learnable blending weights, clamped into [0, 1] at every blending
+        # step (clamp_blend_weights).
         self.alpha = nn.Parameter(torch.tensor(0.5))
         self.beta = nn.Parameter(torch.tensor(0.5))
         self._register_prototypes(num_prototypes, in_channels)
@@ -111,6 +112,19 @@ class SARBHead(ClassPrototypes, GraphClassifierHead):
             if not active
         ]
 
+    @torch.no_grad()
+    def clamp_blend_weights(self) -> None:
+        """Clamp alpha and beta into [0, 1] in place, as the published
+        forward does at every step from the blending epoch on.
+
+        The loss then uses them as they are, so their gradient is taken at
+        the clamped value; a clamp where they are used would give none once
+        the optimizer has moved a stored value out of [0, 1] (and none at
+        exactly 0 or 1), and the weight would stay there.
+        """
+        self.alpha.clamp_(0, 1)
+        self.beta.clamp_(0, 1)
+
     def prototype_partners(
             self, feats: Sequence[torch.Tensor],
             targets: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -134,17 +148,18 @@ class SARBHead(ClassPrototypes, GraphClassifierHead):
         self._require_progress()
         run_ilrb, run_plrb = self.blending_active()
 
+        if self.progress[0] >= self.blend_start_epoch:
+            self.clamp_blend_weights()
         names, variants, branch_targets = ['loss_cls'], [], [targets]
         if run_ilrb:
-            blended, soft = instance_blend(features, targets,
-                                           self.alpha.clamp(0, 1))
+            blended, soft = instance_blend(features, targets, self.alpha)
             names.append('loss_ilrb')
             variants.append((blended - features, instance_blend_mask(targets)))
             branch_targets.append(soft)
         if run_plrb:
             others, mask = self.prototype_partners(feats, targets)
             blended, soft = blend_entries(features, targets, others, mask,
-                                          self.beta.clamp(0, 1))
+                                          self.beta)
             names.append('loss_plrb')
             variants.append((blended - features, mask))
             branch_targets.append(soft)
@@ -169,6 +184,6 @@ class SARBHead(ClassPrototypes, GraphClassifierHead):
             # before the optimizer step (see idle_parameters).
             losses['loss_cls'] = losses['loss_cls'] + 0.0 * sum(idle)
         self.add_contrastive_term(losses, features, targets)
-        losses['alpha'] = self.alpha.detach().clamp(0, 1)
-        losses['beta'] = self.beta.detach().clamp(0, 1)
+        losses['alpha'] = self.alpha.detach().clone()
+        losses['beta'] = self.beta.detach().clone()
         return losses
