@@ -155,7 +155,9 @@ def test_schedule_and_wrong_hook_for_the_head():
         hook_type=QuadrantPrototypeHook) == [5, 10, 15]
     with pytest.raises(TypeError, match='QuadrantPrototypeHook'):
         PrototypeHook().before_train_epoch(fake_runner(tiny_dsrb(), epoch=5))
-    with pytest.raises(TypeError, match='needs a model whose head is DSRB'):
+    with pytest.raises(
+            TypeError,
+            match="SARBHead's prototypes are made by PrototypeHook"):
         QuadrantPrototypeHook().before_train_epoch(
             fake_runner(build_tiny_sarb(C), epoch=5))
 

@@ -8,7 +8,6 @@ from mmengine.utils import ProgressBar
 from mmpretrain.registry import HOOKS
 from torch.utils.data import DataLoader
 
-from sarb_mm.models.heads import DSRBHead
 from sarb_mm.models.utils import kmeans
 from sarb_mm.utils.distributed import gather_rows
 from sarb_mm.utils.errors import InvalidInputError
@@ -94,12 +93,14 @@ class PrototypeHook(LabelGraphHook):
     @classmethod
     def _head(cls, runner):
         head = super()._head(runner)
-        if isinstance(head, DSRBHead) and cls is PrototypeHook:
-            # K-means with K = 4 would run and silently make wrong ones.
+        # Another hook's prototypes (DSRB's quadrants) would be computed
+        # without an error, and wrong.
+        wanted = getattr(head, 'prototype_hook', 'PrototypeHook')
+        if wanted != cls.__name__:
             raise TypeError(
-                "DSRBHead's prototypes are made per spatial quadrant: use "
-                "dict(type='QuadrantPrototypeHook') in custom_hooks instead "
-                'of PrototypeHook.')
+                f"{type(head).__name__}'s prototypes are made by {wanted}: "
+                f"use dict(type='{wanted}') in custom_hooks instead of "
+                f'{cls.__name__}.')
         return head
 
     def before_train(self, runner) -> None:

@@ -7,8 +7,7 @@ from mmengine.dist import all_reduce, is_main_process
 from mmengine.utils import ProgressBar
 from mmpretrain.registry import HOOKS
 
-from sarb_mm.models.heads.dsrb_head import (QUADRANTS, DSRBHead,
-                                            peak_quadrants_of)
+from sarb_mm.models.heads.dsrb_head import QUADRANTS, peak_quadrants_of
 from sarb_mm.utils.validation import check_int
 from .partial_label_hook import unwrap_model
 from .prototype_hook import PrototypeHook
@@ -59,14 +58,6 @@ class QuadrantPrototypeHook(PrototypeHook):
             max_images_per_pass=max_images_per_pass)
         self.max_per_quadrant = check_int(
             max_per_quadrant, 'QuadrantPrototypeHook max_per_quadrant')
-
-    @classmethod
-    def _head(cls, runner):
-        head = getattr(unwrap_model(runner.model), 'head', None)
-        if not isinstance(head, DSRBHead):
-            raise TypeError(f'{cls.__name__} needs a model whose head is '
-                            f'{cls.head_names}, got {type(head).__name__}.')
-        return head
 
     @torch.no_grad()
     def update_prototypes(self, runner, epoch: int) -> None:

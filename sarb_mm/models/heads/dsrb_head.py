@@ -35,6 +35,9 @@ class DSRBHead(SARBHead):
         **kwargs: The other arguments of ``SARBHead``.
     """
 
+    # The hook that makes its prototypes (PrototypeHook refuses this head).
+    prototype_hook = 'QuadrantPrototypeHook'
+
     def __init__(self,
                  num_classes: int,
                  top_k: int = 1,
